@@ -1,0 +1,1 @@
+"""Pure array kernels (no upward imports): population forward passes and genetic operators."""
