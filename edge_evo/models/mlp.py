@@ -25,6 +25,8 @@ import numpy as np
 from ..fixedpoint import make_lut, LUT_FUNCTIONS
 
 MODES = ("int8", "float32")
+# |sum of fan_in products| <= fan_in * 127 * 127 (+ bias) must stay below 2**31
+MAX_FAN_IN = 130_000
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class MLPSpec:
         if self.activation not in LUT_FUNCTIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {sorted(LUT_FUNCTIONS)}")
         for l in range(self.n_layers):
-            if dims[l] > 1040:
-                raise ValueError(f"fan-in {dims[l]} > 1040 breaks exact float32 accumulation; split the layer")
+            if dims[l] > MAX_FAN_IN:
+                raise ValueError(f"fan-in {dims[l]} > {MAX_FAN_IN} could overflow the int32 accumulator; "
+                                 "downsample the input or split the layer")
             if self.bias_shift(l) < 0 or self.out_shift(l) < 0 and l < self.n_layers - 1:
                 raise ValueError("formats give a negative shift: need w_frac + in_frac >= b_frac, z_frac")
 
