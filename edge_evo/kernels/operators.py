@@ -1,0 +1,245 @@
+"""Genetic operators on one population tensor: uniform crossover, masked Gaussian mutation,
+weighted and top-k selection, uniform initialisation (Holland 1975; Syswerda 1989 for uniform
+crossover). Every random draw is the counter-based RNG of ``edge_evo.rng``, so the C runtime can
+rebuild any child genome alone from (seed, generation, child index, flat index).
+
+Each operator works on ONE tensor ``[P, n]`` of a Population and takes that tensor's ``offset``
+in the flat genome: element ``j`` uses RNG index ``idx = offset + j`` = its flat genome index.
+
+Streams (``k = key(seed, generation, child)``; ``km = absorb(k, stream_salt)``)::
+
+    crossover:  h = u32(k, idx);            child[j] = a[j] if h < 2**31 else b[j]      (p = 0.5)
+    mutation:   mask  = u32(km, 2*idx) < threshold                                     (p = threshold / 2**32)
+                noise = gauss_scaled(u32(km, 2*idx + 1), mult)   int8: sat8(v + noise)
+                        gauss(u32(km, 2*idx + 1)) * sigma / 147.8006  float32: v + noise
+    init:       h = u32(absorb(key(seed, 0, PURPOSE_INIT), i), idx);  v = lo + (hi - lo) * h / 2**32
+    selection:  h_d = u32(key(seed, generation, PURPOSE_SELECT), d)   (d-th draw)
+                weighted (int64 weights, total < 2**32): r = bounded(h_d, total);
+                pick = first i with cumsum[i] > r   (binary search)
+
+Mask and noise are distinct draws (even / odd counters of a salted key), and the crossover key
+differs from the mutation key, so no two decisions share bits. ``breed_int8`` / ``breed_float``
+fuse crossover + mutation in one pass and are bit-identical to calling the two in turn.
+The flat genome index (and 2*idx + 1) must stay below 2**32: genomes up to 2**31 parameters.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..rng import key, absorb, u32, bounded, gauss, gauss_scaled, GAUSS_STD, MASK32, py_key, py_absorb
+
+_U = np.uint32
+HALF = np.uint32(1 << 31)
+MUTATION_SALT = 0x4D555441     # "MUTA": salt of the mutation stream key
+MAX_INDEX = (1 << 31) - 1
+
+
+# ---------------------------------------------------------------- crossover / mutation
+# Written branch-free (both parents loaded, noise always drawn, then selected) so LLVM vectorises
+# the hashes: a conditional load or a conditional draw makes the loop scalar and ~8x slower.
+@njit(inline="always", cache=True)
+def _pick(va, vb, k, idx):
+    return va if u32(k, _U(idx)) < HALF else vb
+
+
+@njit(inline="always", cache=True)
+def _mut_int8(v, km, idx, threshold, mult):
+    i2 = _U(2 * idx)
+    g = gauss_scaled(u32(km, i2 + _U(1)), mult)
+    s = np.int32(v) + (g if u32(km, i2) < threshold else np.int32(0))
+    return np.int8(min(max(s, np.int32(-127)), np.int32(127)))
+
+
+@njit(inline="always", cache=True)
+def _mut_float(v, km, idx, threshold, scale):
+    i2 = _U(2 * idx)
+    g = np.float32(gauss(u32(km, i2 + _U(1)))) * scale
+    return np.float32(v + g) if u32(km, i2) < threshold else v
+
+
+@njit(parallel=True, cache=True)
+def crossover_uniform(parent_a_rows, parent_b_rows, src, seed, generation, offset, out):
+    """out[i, j] = src[a_i, j] if u32(key(seed, generation, i), offset + j) < 2**31 else src[b_i, j]."""
+    P, n = out.shape
+    for i in prange(P):
+        k = key(_U(seed), _U(generation), _U(i))
+        ra = src[parent_a_rows[i]]
+        rb = src[parent_b_rows[i]]
+        o = out[i]
+        for j in range(n):
+            o[j] = _pick(ra[j], rb[j], k, offset + j)
+
+
+@njit(parallel=True, cache=True)
+def mutate_masked_int8(tensor, seed, generation, offset, threshold, mult, stream_salt):
+    """In place: tensor[i, j] = sat8(tensor[i, j] + gauss_scaled(..)) with probability threshold / 2**32."""
+    P, n = tensor.shape
+    t = _U(threshold)
+    m = np.int32(mult)
+    for i in prange(P):
+        km = absorb(key(_U(seed), _U(generation), _U(i)), _U(stream_salt))
+        row = tensor[i]
+        for j in range(n):
+            row[j] = _mut_int8(row[j], km, offset + j, t, m)
+
+
+@njit(parallel=True, cache=True)
+def mutate_masked_float(tensor, seed, generation, offset, threshold, sigma, stream_salt):
+    """Float twin: tensor[i, j] += float32(gauss(h)) * float32(sigma / 147.8006) where the mask fires."""
+    P, n = tensor.shape
+    t = _U(threshold)
+    scale = np.float32(sigma / GAUSS_STD)
+    for i in prange(P):
+        km = absorb(key(_U(seed), _U(generation), _U(i)), _U(stream_salt))
+        row = tensor[i]
+        for j in range(n):
+            row[j] = _mut_float(row[j], km, offset + j, t, scale)
+
+
+@njit(parallel=True, cache=True)
+def breed_int8(parent_a_rows, parent_b_rows, src, seed, generation, offset, threshold, mult, stream_salt, out):
+    """crossover_uniform then mutate_masked_int8, fused into one pass (bit-identical)."""
+    P, n = out.shape
+    t = _U(threshold)
+    m = np.int32(mult)
+    for i in prange(P):
+        k = key(_U(seed), _U(generation), _U(i))
+        km = absorb(k, _U(stream_salt))
+        ra = src[parent_a_rows[i]]
+        rb = src[parent_b_rows[i]]
+        o = out[i]
+        for j in range(n):
+            o[j] = _mut_int8(_pick(np.int32(ra[j]), np.int32(rb[j]), k, offset + j), km, offset + j, t, m)
+
+
+@njit(parallel=True, cache=True)
+def breed_float(parent_a_rows, parent_b_rows, src, seed, generation, offset, threshold, sigma, stream_salt, out):
+    """crossover_uniform then mutate_masked_float, fused into one pass (bit-identical)."""
+    P, n = out.shape
+    t = _U(threshold)
+    scale = np.float32(sigma / GAUSS_STD)
+    for i in prange(P):
+        k = key(_U(seed), _U(generation), _U(i))
+        km = absorb(k, _U(stream_salt))
+        ra = src[parent_a_rows[i]]
+        rb = src[parent_b_rows[i]]
+        o = out[i]
+        for j in range(n):
+            o[j] = _mut_float(_pick(ra[j], rb[j], k, offset + j), km, offset + j, t, scale)
+
+
+def breed(parent_a_rows, parent_b_rows, src, seed, generation, offset, threshold, sigma_or_mult,
+          out, stream_salt=MUTATION_SALT):
+    """Dispatch on dtype: int8 takes an integer gauss multiplier, float32 a sigma (real units)."""
+    _check_offset(offset, src.shape[1])
+    a = np.ascontiguousarray(parent_a_rows, dtype=np.int64)
+    b = np.ascontiguousarray(parent_b_rows, dtype=np.int64)
+    if a.shape != (out.shape[0],) or b.shape != (out.shape[0],):
+        raise ValueError(f"need one parent pair per child: got {a.shape}, {b.shape} for {out.shape[0]} children")
+    if a.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= src.shape[0]):
+        raise ValueError(f"parent rows must lie in [0, {src.shape[0]})")
+    if src.dtype == np.int8:
+        breed_int8(a, b, src, seed, generation, offset, np.uint32(threshold), np.int32(sigma_or_mult),
+                   np.uint32(stream_salt), out)
+    elif src.dtype == np.float32:
+        breed_float(a, b, src, seed, generation, offset, np.uint32(threshold), float(sigma_or_mult),
+                    np.uint32(stream_salt), out)
+    else:
+        raise TypeError(f"population tensors must be int8 or float32, got {src.dtype}")
+    return out
+
+
+def _check_offset(offset, n):
+    if offset < 0 or offset + n > MAX_INDEX:
+        raise ValueError(f"flat genome indices [{offset}, {offset + n}) exceed the RNG counter range 2**31")
+
+
+# ---------------------------------------------------------------- initialisation
+@njit(parallel=True, cache=True)
+def _uniform_init(init_key, offset, lo, hi, out):
+    P, n = out.shape
+    width = hi - lo
+    for i in prange(P):
+        k = absorb(_U(init_key), _U(i))
+        for j in range(n):
+            out[i, j] = lo + width * (np.float64(u32(k, _U(offset + j))) * 2.0 ** -32)
+
+
+def uniform_init(P: int, n: int, seed: int, offset: int, lo: float, hi: float, purpose: int) -> np.ndarray:
+    """float64 [P, n] with U(lo, hi) values; genome i uses key absorb(key(seed, 0, purpose), i).
+    Each value is lo + (hi - lo) * (h * 2**-32) in IEEE double (no FMA), so C reproduces it."""
+    _check_offset(offset, n)
+    out = np.empty((P, n), dtype=np.float64)
+    _uniform_init(np.uint32(py_key(seed, 0, purpose)), offset, float(lo), float(hi), out)
+    return out
+
+
+# ---------------------------------------------------------------- selection
+@njit(cache=True)
+def _weighted_int(cum, total, k, n_draws, out):
+    for d in range(n_draws):
+        r = bounded(u32(k, _U(d)), total)
+        out[d] = np.searchsorted(cum, r, side="right")
+
+
+@njit(cache=True)
+def _weighted_float(cum, total, k, n_draws, out):
+    for d in range(n_draws):
+        r = (np.float64(u32(k, _U(d))) * 2.0 ** -32) * total
+        i = np.searchsorted(cum, r, side="right")
+        out[d] = min(i, cum.shape[0] - 1)    # guards r == total after float rounding
+
+
+def weighted_select(weights, n_draws: int, seed: int, generation: int, purpose: int) -> np.ndarray:
+    """n_draws indices drawn with replacement, P(i) = w_i / sum(w), from key(seed, generation, purpose).
+
+    Integer weights (the bit-exact path): int64 cumulative sum, total must be in [1, 2**32);
+    draw d picks the first i with cumsum[i] > bounded(u32(k, d), total). Float weights: the same
+    with r = (u32 / 2**32) * total in float64.
+    """
+    w = np.asarray(weights)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
+    out = np.empty(int(n_draws), dtype=np.int64)
+    k = np.uint32(py_key(seed, generation, purpose))
+    if np.issubdtype(w.dtype, np.integer):
+        if w.min() < 0:
+            raise ValueError("selection weights must be >= 0")
+        cum = np.cumsum(w.astype(np.int64))
+        total = int(cum[-1])
+        if not 1 <= total <= MASK32:
+            raise ValueError(f"integer selection weights must sum to [1, 2**32), got {total}: rescale them")
+        _weighted_int(cum, np.int64(total), k, out.size, out)
+    else:
+        w = w.astype(np.float64)
+        if not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+            raise ValueError("float selection weights must be finite, >= 0, and not all zero")
+        cum = np.cumsum(w)
+        _weighted_float(cum, float(cum[-1]), k, out.size, out)
+    return out
+
+
+def uniform_select(n_choices: int, n_draws: int, seed: int, generation: int, purpose: int) -> np.ndarray:
+    """n_draws indices uniform in [0, n_choices): bounded(u32(key(seed, generation, purpose), d), n)."""
+    if n_choices < 1:
+        raise ValueError("need at least one candidate to select from")
+    return weighted_select(np.ones(n_choices, dtype=np.int64), n_draws, seed, generation, purpose)
+
+
+def topk(fitness, k: int) -> np.ndarray:
+    """Indices of the k best (highest) fitness values, best first; ties go to the lower index."""
+    f = np.asarray(fitness)
+    if f.ndim != 1:
+        raise ValueError(f"fitness must be 1-D, got shape {f.shape}")
+    if np.issubdtype(f.dtype, np.floating) and not np.all(np.isfinite(f)):
+        raise ValueError("fitness contains NaN or inf: check the task's scores")
+    if not 1 <= k <= f.size:
+        raise ValueError(f"k must be in [1, {f.size}], got {k}")
+    # negate in a wide type so the most negative int32 cannot overflow
+    neg = -f.astype(np.float64) if np.issubdtype(f.dtype, np.floating) else -f.astype(np.int64)
+    return np.argsort(neg, kind="stable")[:k]
+
+
+__all__ = ["crossover_uniform", "mutate_masked_int8", "mutate_masked_float", "breed_int8", "breed_float",
+           "breed", "uniform_init", "weighted_select", "uniform_select", "topk", "MUTATION_SALT"]

@@ -1,0 +1,61 @@
+"""Population-level helpers shared by the genetic strategies (GENREG, GA): uniform initialisation
+and crossover + mutation applied tensor by tensor with each tensor's flat-genome offset, so the
+RNG index of every element is its flat genome index (kernels/operators.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import quantize
+from ..kernels.operators import breed, uniform_init
+from ..models.mlp import MLPSpec, Population
+from ..rng import bernoulli_threshold, gauss_multiplier
+from .base import PURPOSE_INIT
+
+
+def init_population(spec: MLPSpec, size: int, seed: int, mode: str, w_range: float, b_range: float) -> Population:
+    """W ~ U(-w_range, w_range), b ~ U(-b_range, b_range); int8 mode quantizes to each tensor's Q format."""
+    if size < 1:
+        raise ValueError(f"population_size must be >= 1, got {size}")
+    off = spec.offsets()
+    tensors = {}
+    for name, shape in spec.tensors():
+        r = w_range if name.startswith("W") else b_range
+        v = uniform_init(size, int(np.prod(shape)), seed, off[name], -r, r, PURPOSE_INIT)
+        tensors[name] = quantize(v, spec.tensor_frac(name)) if mode == "int8" else v.astype(np.float32)
+    return Population(spec, tensors)
+
+
+def breed_population(pop: Population, parent_a, parent_b, seed: int, generation: int,
+                     rate: float, sigma: float, mode: str) -> Population:
+    """Children i = mutate(uniform_crossover(pop[a_i], pop[b_i])); sigma in real units
+    (int8: sigma * 2**frac integer units, per tensor)."""
+    spec = pop.spec
+    off = spec.offsets()
+    thr = bernoulli_threshold(rate)
+    n_children = len(parent_a)
+    out = {}
+    for name, _ in spec.tensors():
+        src = pop.tensors[name]
+        dst = np.empty((n_children, src.shape[1]), dtype=src.dtype)
+        s = gauss_multiplier(sigma * 2.0 ** spec.tensor_frac(name)) if mode == "int8" else sigma
+        breed(parent_a, parent_b, src, seed, generation, off[name], thr, s, dst)
+        out[name] = dst
+    return Population(spec, out)
+
+
+def check_scores(scores, pop: Population, name: str) -> np.ndarray:
+    s = np.asarray(scores)
+    if s.ndim == 1:
+        s = s[:, None]
+    if s.ndim != 2 or s.shape[0] != pop.size or s.shape[1] < 1:
+        raise ValueError(f"{name}.tell needs scores of shape [P={pop.size}, B], got {np.shape(scores)}")
+    if np.issubdtype(s.dtype, np.floating) and not np.all(np.isfinite(s)):
+        raise ValueError(f"{name}.tell got NaN/inf scores: check the task's score function")
+    return s
+
+
+def check_population(pop: Population, spec: MLPSpec, dtype, name: str):
+    if pop.spec != spec:
+        raise ValueError(f"{name}: population spec {pop.spec.dims} does not match the strategy's {spec.dims}")
+    if pop.dtype != dtype:
+        raise TypeError(f"{name}: population dtype {pop.dtype} does not match mode dtype {np.dtype(dtype)}")
