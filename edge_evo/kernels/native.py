@@ -62,7 +62,8 @@ def _build() -> Path:
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        raise NativeUnavailable(f"C compiler {cc!r} does not run ({e}); set $CC to a working compiler") from None
+        raise NativeUnavailable(f"C compiler {cc!r} does not run ({e}); set $CC to a working compiler "
+                                "or use engine='numba'/'blas'/'ort'") from None
     tag = hashlib.sha256("\0".join([C_SOURCE, " ".join(_FLAGS), version, _cpu_flags(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     out = cache_dir() / f"ee_dense_{tag}.so"
