@@ -106,3 +106,17 @@ def test_reference_twin_behaves_alike():
     ga = GA(SPEC, p, mode="float32")
     best_fast = wb(ga, run(ga, ga.init(0), 30))
     assert np.allclose(best_ref, [2.0, 3.0], atol=0.1) and np.allclose(best_fast, [2.0, 3.0], atol=0.1)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_with_linear_task(mode):
+    """Integration with edge_evo.tasks: the registered 'linear' task scores neg_mse."""
+    tasks = pytest.importorskip("edge_evo.tasks")
+    prob = tasks.get_task("linear")
+    ga = GA(SPEC, "emnn", mode=mode)
+    st = ga.init(0)
+    for _ in range(30):
+        pop = ga.ask(st)
+        st = ga.tell(st, pop, prob.scores(pop, st.generation, st.seed, score=ga.score))
+    w, b = wb(ga, st)
+    assert abs(w - 2.0) < 0.1 and abs(b - 3.0) < 0.1, (w, b)

@@ -185,3 +185,19 @@ def test_reference_twin_behaves_alike():
     s = GENREG(SPEC, p, mode="float32")
     acc_fast = best_accuracy(run(s, s.init(0), 50))
     assert acc_ref > 0.6 and acc_fast > 0.6, (acc_ref, acc_fast)
+
+
+def test_with_classification_problem():
+    """Integration with edge_evo.tasks: GENREG batches, softmax-sampled scores from the problem."""
+    tasks = pytest.importorskip("edge_evo.tasks")
+    prob = tasks.ClassificationProblem(XTR.astype(np.float32), YTR, XTE.astype(np.float32), YTE, n_classes=C,
+                                       samples_per_class=20)
+    s = GENREG(SPEC, mode="int8", population_size=50, samples_per_class=20)
+    st = s.init(0)
+    for _ in range(50):
+        pop = s.ask(st)
+        sc = prob.scores(pop, st.generation, st.seed, prediction=s.prediction, score=s.score)
+        assert sc.shape == (50, 20 * C)
+        st = s.tell(st, pop, sc)
+    acc = float(prob.accuracy(s.best_genome(st), spec=SPEC)[0])
+    assert acc > 0.6, acc
