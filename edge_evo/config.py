@@ -3,7 +3,7 @@
 A config has four sections::
 
     [run]       strategy, mode ('int8' | 'float32'), seed, generations, engine, checkpoint_every,
-                eval_every, eval_split, keep_checkpoints, out
+                eval_every, eval_split, keep_checkpoints, plots, out
     [model]     hidden = [64], activation, w_frac, b_frac, x_frac, z_frac, h_frac
     [task]      name, then the task's own options (passed to ``edge_evo.tasks.get_task``)
     [strategy]  preset, then overrides of the strategy's ``Params`` fields
@@ -32,6 +32,7 @@ RUN_DEFAULTS = {
     "eval_every": 10,         # 0: only at the end
     "eval_split": "test",
     "keep_checkpoints": 3,    # newest N periodic checkpoints kept; 0 keeps all
+    "plots": True,            # PNG plots at the end (needs matplotlib)
     "out": "",                # run folder; "" -> runs/<task>-<strategy>-<time>
 }
 MODEL_DEFAULTS = {"hidden": [64], "activation": "tanh", "w_frac": 6, "b_frac": 6, "x_frac": 7, "z_frac": 5,
@@ -92,7 +93,11 @@ def validate(raw: dict, source: str = "config") -> dict:
         merged.update(copy.deepcopy(given))
         for k, d in defaults.items():
             v = merged[k]
-            if isinstance(d, bool) or d is None:
+            if isinstance(d, bool):
+                if not isinstance(v, bool):
+                    raise TypeError(f"{source}: {sec}.{k} must be true or false, got {v!r}")
+                continue
+            if d is None:
                 continue
             if isinstance(d, int) and not (isinstance(v, int) and not isinstance(v, bool)):
                 raise TypeError(f"{source}: {sec}.{k} must be an integer, got {v!r}")
@@ -174,8 +179,30 @@ def build_strategy(cfg: dict, spec):
     return cls(spec, params=preset, mode=cfg["run"]["mode"], **over)
 
 
+def _strategy_batch_default(cfg: dict) -> None:
+    """A strategy whose params name the batch it was designed for (GENREG: ``samples_per_class``)
+    gets that batch from a task that was given no batch option of its own."""
+    import inspect
+    from .strategies import get_strategy
+    from .tasks import TASKS
+    task = cfg["task"]
+    if "samples_per_class" in task or "batch_size" in task or task["name"] not in TASKS:
+        return
+    if "samples_per_class" not in inspect.signature(TASKS[task["name"]]).parameters:
+        return
+    cls = get_strategy(cfg["run"]["strategy"])
+    if not any(f.name == "samples_per_class" for f in dataclasses.fields(cls.Params)):
+        return
+    preset = cfg["strategy"].get("preset") or None
+    params = cls.presets.get(preset, cls.Params()) if preset else cls.Params()
+    k = cfg["strategy"].get("samples_per_class", params.samples_per_class)
+    if k is not None:
+        task["samples_per_class"] = k
+
+
 def build(cfg: dict):
-    """(problem, spec, strategy) of a validated config."""
+    """(problem, spec, strategy) of a validated config (``cfg['task']`` may gain the strategy's batch)."""
+    _strategy_batch_default(cfg)
     problem = build_problem(cfg)
     spec = build_spec(cfg, problem)
     return problem, spec, build_strategy(cfg, spec)

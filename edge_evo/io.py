@@ -284,7 +284,7 @@ def save_model(path, spec, genome, mode: str, extra_meta: dict | None = None, ov
     meta = dict(extra_meta or {})
     meta.update(spec=spec.to_dict(), mode=mode)
     _write_pair(p, arrays, meta, "model")
-    log.info("model written: %s.{npz,json}", p)
+    log.debug("model written: %s.{npz,json}", p)
     return p
 
 

@@ -273,8 +273,8 @@ class Run:
         if metric is not None:
             meta[metric] = value
         model = save_model(self.run_dir / MODEL, self.spec, genome, self.strategy.mode, meta, overwrite=True)
-        plots = self.plots(genome)
-        log.info("run %s: generation %d, %s %s", self.run_dir, self.state.generation, metric, value)
+        plots = self.plots(genome) if self.cfg["run"].get("plots", True) else []
+        log.debug("run %s: generation %d, %s %s", self.run_dir, self.state.generation, metric, value)
         return RunResult(self.run_dir, int(self.state.generation), metric, value, model, plots)
 
     def plots(self, genome=None) -> list[Path]:

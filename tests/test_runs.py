@@ -75,7 +75,7 @@ if "tiny" not in TASKS:
 
 def tiny_cfg(**run):
     raw = {"run": {"strategy": "tiny-test", "seed": 5, "generations": 12, "checkpoint_every": 4,
-                   "eval_every": 3, **run},
+                   "eval_every": 3, "plots": False, **run},
            "model": {"hidden": [4]}, "task": {"name": "tiny", "samples_per_class": 4}}
     return C.validate(raw)
 
@@ -89,7 +89,7 @@ def _final_state(run_dir):
 
 # ----------------------------------------------------------------------------- the loop
 def test_run_writes_folder(tmp_path):
-    res = run_experiment(tiny_cfg(), tmp_path / "r", progress=False)
+    res = run_experiment(tiny_cfg(plots=True), tmp_path / "r", progress=False)
     d = tmp_path / "r"
     assert res.generation == 12 and res.metric == "accuracy" and 0.0 <= res.value <= 1.0
     m = read_metrics(d)
@@ -309,17 +309,18 @@ def test_resume_bit_exact_real_strategy(tmp_path, name):
         cls = get_strategy(name)
     except ValueError:
         pytest.skip(f"strategy {name} not available yet")
-    small = {f.name: v for f, v in ((f, {"pop_size": 8, "population": 8}.get(f.name))
+    small = {f.name: v for f, v in ((f, {"pop_size": 8, "population": 8, "population_size": 8}.get(f.name))
                                      for f in dataclasses.fields(cls.Params)) if v is not None}
-    raw = lambda g: {"run": {"strategy": name, "seed": 3, "generations": g, "checkpoint_every": 5, "eval_every": 5},
-                     "model": {"hidden": [8]}, "task": {"name": "digits", "samples_per_class": 2},
-                     "strategy": small}
-    run_experiment(C.validate(raw(20)), tmp_path / "full", progress=False)
-    run_experiment(C.validate(raw(10)), tmp_path / "split", progress=False)
-    resume(tmp_path / "split", generations=20, progress=False)
+    task = {"name": "linear", "n": 16} if cls.score == "neg_mse" else {"name": "digits", "samples_per_class": 2}
+    raw = lambda g: {"run": {"strategy": name, "seed": 3, "generations": g, "checkpoint_every": 4, "eval_every": 4,
+                             "plots": False},
+                     "model": {"hidden": [8]}, "task": task, "strategy": small}
+    run_experiment(C.validate(raw(12)), tmp_path / "full", progress=False)
+    run_experiment(C.validate(raw(6)), tmp_path / "split", progress=False)
+    resume(tmp_path / "split", generations=12, progress=False)
     g1, a1, p1 = _final_state(tmp_path / "full")
     g2, a2, p2 = _final_state(tmp_path / "split")
-    assert g1 == g2 == 20 and sorted(a1) == sorted(a2)
+    assert g1 == g2 == 12 and sorted(a1) == sorted(a2)
     for k in a1:
         assert a1[k].tobytes() == a2[k].tobytes(), k
     assert p1.tobytes() == p2.tobytes()
