@@ -146,3 +146,14 @@ def test_subcommand_registry_is_extensible(capsys, monkeypatch):
     assert capsys.readouterr().out == "hi y\n"
     for later in ("run", "resume", "eval", "quickstart", "strategies", "tasks"):
         assert later in SUBCOMMANDS
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.toml")), ids=lambda p: p.name)
+def test_examples_are_valid(path):
+    from edge_evo.config import build_strategy, load_config, resolve_config
+    from edge_evo.models.mlp import MLPSpec
+    cfg = load_config(path)
+    n_in, n_out = {"digits": (64, 10), "mnist": (784, 10), "fashion-mnist": (784, 10)}[cfg["task"]["name"]]
+    spec = MLPSpec((n_in, *cfg["model"]["hidden"], n_out))
+    strat = build_strategy(cfg, spec)
+    assert resolve_config(cfg, strat)["strategy"]
