@@ -120,6 +120,19 @@ def test_uint8_pixel_input_exact():
     np.testing.assert_array_equal(label, ref.argmax(1))
 
 
+def test_uint8_pixel_input_extremes():
+    """All-255 pixels (Q7 127) with all-+-127 weights through the uint8 path's u8 x s8 MatMulInteger."""
+    spec = MLPSpec((784, 10))
+    P = np.stack([np.full(784, 255), np.zeros(784), np.where(np.arange(784) % 2 == 0, 255, 0)]).astype(np.uint8)
+    alt = np.where(np.arange(spec.n_params) % 2 == 0, 127, -127).astype(np.int8)
+    for genome in (np.full(spec.n_params, 127, np.int8), np.full(spec.n_params, -127, np.int8), alt):
+        logits = session(build_onnx(spec, genome, input="uint8")).run(None, {"pixels": P})[0]
+        ref = kernel(spec, genome, quantize_input_u8(P))
+        np.testing.assert_array_equal(logits, ref)
+        if genome[1] == genome[0]:      # uniform weights reach the largest possible accumulator
+            assert np.abs(ref).max() == 784 * 127 * 127 + (127 << spec.bias_shift(0))
+
+
 def test_argmax_ties_lowest_index():
     spec = MLPSpec((3, 4))
     W = np.array([[1, 0, 0], [5, 5, 5], [0, 0, 1], [5, 5, 5]], np.int8)
