@@ -75,10 +75,22 @@ def _gemm_engine(layers, X, shifts, lut, products):
     return _rest_layers(layers, h, shifts, lut)
 
 
+# int8 x int8 summed over <= 1040 terms stays below 2**24: float32 holds every partial sum exactly
+EXACT_F32_TERMS = 1040
+
+
 def _blas_products(W1, X):
     P, H, I = W1.shape
-    # int8 x int8 summed over <= 1040 terms < 2**24: float32 holds every partial sum exactly
-    return X.astype(np.float32) @ W1.reshape(P * H, I).astype(np.float32).T
+    W = W1.reshape(P * H, I)
+    if I <= EXACT_F32_TERMS:
+        return X.astype(np.float32) @ W.astype(np.float32).T
+    # wider fan-in (e.g. 100x100 images): exact float32 GEMMs over slices of <= 1040 inputs,
+    # summed in int32
+    acc = np.zeros((X.shape[0], P * H), dtype=np.int32)
+    for k in range(0, I, EXACT_F32_TERMS):
+        sl = slice(k, k + EXACT_F32_TERMS)
+        acc += (X[:, sl].astype(np.float32) @ W[:, sl].astype(np.float32).T).astype(np.int32)
+    return acc
 
 
 def forward_int8_blas(layers, X, shifts, lut):
