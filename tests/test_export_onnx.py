@@ -295,3 +295,14 @@ def test_mnist_accuracy_onnx_equals_kernels(shared_data, tmp_path):
     assert acc_onnx == acc_kernel and acc_kernel > 0.75
     np.testing.assert_array_equal(label, kern)
     np.testing.assert_array_equal(logits, kernel(spec, genome, quantize_input_u8(Xte)))
+
+
+def test_docs_example(tmp_path, monkeypatch):
+    """The Python block of docs/export-onnx.md runs as written (in a temporary folder)."""
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "export-onnx.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/export-onnx.md", "exec"), {})
+    assert (tmp_path / "mlp_int8.onnx").is_file()
