@@ -107,6 +107,15 @@ def test_integer_extremes(dims):
             assert np.abs(ref).max() == 784 * 127 * 127 + (127 << spec.bias_shift(0))
 
 
+@pytest.mark.parametrize("opset", [13, 21])
+def test_integer_exact_other_opsets(opset):
+    rng = np.random.default_rng(8)
+    spec = MLPSpec((12, 9, 4))
+    X = rng.integers(-127, 128, (64, 12)).astype(np.int8)
+    genome = rand_genome(rng, spec)
+    np.testing.assert_array_equal(run_int(spec, genome, X, opset=opset)[0], kernel(spec, genome, X))
+
+
 def test_uint8_pixel_input_exact():
     rng = np.random.default_rng(3)
     spec = MLPSpec((256, 16, 10))
