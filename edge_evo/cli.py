@@ -31,7 +31,7 @@ strategy = "openes"
 mode = "int8"
 seed = 0
 generations = 200
-engine = "numba"
+engine = "auto"           # all int8 engines give the same bits; auto picks the fastest
 checkpoint_every = 50
 eval_every = 20
 
@@ -121,7 +121,7 @@ def _add_eval_args(p):
     p.add_argument("model", help="model (path without suffix, .npz or .json) or run folder")
     p.add_argument("--task", help="task name (default: the task the model was trained on)")
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--engine", default="numba", help="int8 engine (numba, blas)")
+    p.add_argument("--engine", default="auto", help="int8 engine (auto, numba, blas, ...; bit-identical)")
 
 
 @subcommand("eval", "accuracy of a saved model on a task, overall and per class", _add_eval_args)
@@ -185,6 +185,26 @@ def cmd_quickstart(args) -> int:
     _out(f"next: edge-evo eval {res.run_dir}    edge-evo resume {res.run_dir} "
          f"--generations {res.generation * 2}")
     return 0
+
+
+# ----------------------------------------------------------------------------- export
+def _add_export_args(p):
+    from .export import add_export_arguments
+    add_export_arguments(p)
+
+
+def cmd_export(args) -> int:
+    from .export import cli_export
+    return cli_export(args)
+
+
+try:  # the exporter package is optional at this layer; without it the command is simply absent
+    import importlib.util as _ilu
+    if _ilu.find_spec(f"{__package__}.export") is not None:
+        SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as an ONNX graph (integer or float)",
+                                           _add_export_args, cmd_export)
+except (ImportError, ValueError):  # pragma: no cover
+    pass
 
 
 # ----------------------------------------------------------------------------- listings

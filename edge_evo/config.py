@@ -27,7 +27,7 @@ RUN_DEFAULTS = {
     "mode": "int8",
     "seed": 0,
     "generations": 100,
-    "engine": "numba",
+    "engine": "auto",         # int8 engine; all are bit-identical, auto picks the fastest here
     "checkpoint_every": 10,   # 0: only the final checkpoint
     "eval_every": 10,         # 0: only at the end
     "eval_split": "test",
