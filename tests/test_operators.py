@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from edge_evo.kernels.operators import (crossover_uniform, mutate_masked_int8, mutate_masked_float, breed,
-                                        weighted_select, uniform_select, topk, uniform_init, MUTATION_SALT)
-from edge_evo.rng import bernoulli_threshold, gauss_multiplier, py_key, py_u32, py_absorb, py_gauss_scaled
+                                        weighted_select, uniform_select, topk, uniform_init, MUTATION_SALT,
+                                        NOISE_SALT)
+from edge_evo.rng import (bernoulli_threshold, gauss_multiplier, py_key, py_u32, py_absorb, py_gauss_scaled,
+                          py_gauss, py_mix32, fill_u32, GAUSS_STD)
 
 P, N = 64, 4096
 
@@ -32,27 +34,66 @@ def test_crossover_picks_parent_values_half_each():
     assert np.all(from_a | from_b)
     only_a = (from_a & ~from_b).sum() / (from_a ^ from_b).sum()
     assert abs(only_a - 0.5) < 0.01
-    # element j of child i follows the spec: u32(key(seed, gen, i), offset + j) < 2**31 -> parent a
+    # element j of child i follows the spec: bit (idx & 31) of u32(key(seed, gen, i), idx >> 5),
+    # idx = offset + j; offset 100 is not a multiple of 32, so the first block is partial
     k = py_key(5, 2, 9)
-    for j in (0, 1, 77, N - 1):
-        want = src[a[9], j] if py_u32(k, 100 + j) < 2 ** 31 else src[b[9], j]
+    for j in (0, 1, 27, 28, 59, 60, 77, N - 1):
+        idx = 100 + j
+        want = src[b[9], j] if (py_u32(k, idx >> 5) >> (idx & 31)) & 1 else src[a[9], j]
         assert out[9, j] == want
+
+
+def test_crossover_block_layout_is_offset_invariant():
+    """The word of flat index idx is u32(k, idx >> 5) whatever the tensor split: a child bred in
+    one piece equals the same child bred as tensors at arbitrary offsets (also mid-block)."""
+    src = _src()
+    a, b = np.arange(P), np.arange(P)[::-1].copy()
+    whole = np.empty_like(src)
+    crossover_uniform(a, b, src, 1, 2, 40, whole)
+    for lo, hi in ((0, 5), (5, 37), (37, 64), (64, 65), (65, 1000), (1000, N)):
+        part = np.empty((P, hi - lo), dtype=src.dtype)
+        crossover_uniform(a, b, np.ascontiguousarray(src[:, lo:hi]), 1, 2, 40 + lo, part)
+        assert np.array_equal(part, whole[:, lo:hi])
+
+
+def _np_mix32(x):
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def _np_gauss_scaled(w, m):
+    g = sum(((w >> np.uint32(8 * i)) & np.uint32(255)).astype(np.int64) for i in range(4)) - 510
+    return (g * m + 32768) >> 16
+
+
+def _mask_words(seed, gen, child, n, offset=0):
+    out = np.empty(n, dtype=np.uint32)
+    fill_u32(np.uint32(py_absorb(py_key(seed, gen, child), MUTATION_SALT)), np.uint32(offset), out)
+    return out
 
 
 def test_mutation_rate_noise_and_saturation_int8():
     thr, mult = bernoulli_threshold(0.07), gauss_multiplier(20.0)
     t = np.zeros((P, N), dtype=np.int8)
     mutate_masked_int8(t, 3, 1, 0, np.uint32(thr), np.int32(mult), np.uint32(MUTATION_SALT))
-    # mask (even counters) and noise (odd counters) of the salted key, rebuilt from the spec
-    rows = range(4)
-    mask = np.array([[py_u32(py_absorb(py_key(3, 1, i), MUTATION_SALT), 2 * j) < thr for j in range(N)]
-                     for i in rows])
-    noise = np.array([[py_gauss_scaled(py_u32(py_absorb(py_key(3, 1, i), MUTATION_SALT), 2 * j + 1), mult)
-                       for j in range(N)] for i in rows])
-    assert np.array_equal(t[:4], np.where(mask, noise, 0).astype(np.int8))
-    assert abs(mask.mean() - 0.07) < 0.01
-    assert abs(noise[mask].std() - 20.0) < 1.5
-    assert abs((t != 0).mean() - 0.07 * 0.98) < 0.005        # ~2 % of N(0, 20) draws round to 0
+    # pure-Python spec for a few elements: h = u32(km, idx); mask h < thr; noise word mix32(h ^ NOISE_SALT)
+    for i, j in ((0, 0), (2, 5), (63, N - 1)):
+        h = py_u32(py_absorb(py_key(3, 1, i), MUTATION_SALT), j)
+        want = py_gauss_scaled(py_mix32(h ^ NOISE_SALT), mult) if h < thr else 0
+        assert t[i, j] == max(-127, min(127, want))
+    # whole rows, rebuilt with the same spec in numpy
+    h = np.stack([_mask_words(3, 1, i, N) for i in range(P)])
+    mask = h < thr
+    noise = _np_gauss_scaled(_np_mix32(h ^ np.uint32(NOISE_SALT)), mult)
+    assert np.array_equal(t, np.where(mask, np.clip(noise, -127, 127), 0).astype(np.int8))
+    assert abs(mask.mean() - 0.07) < 0.003
+    assert abs(noise[mask].std() - 20.0) < 0.5
+    assert abs(noise[mask].mean()) < 0.5
+    assert abs((t != 0).mean() - 0.07 * 0.98) < 0.003        # ~2 % of N(0, 20) draws round to 0
     # saturation: big noise on extreme values never leaves [-127, 127]
     big = np.full((P, N), 120, dtype=np.int8)
     big[::2] = -120
@@ -61,12 +102,50 @@ def test_mutation_rate_noise_and_saturation_int8():
     assert big.min() == -127 and big.max() == 127
 
 
+def test_noise_independent_of_mask_word():
+    """The noise word is derived from the mask word. Given the mask fires, h is uniform on
+    [0, threshold); the noise must not depend on where in that interval h fell, and its byte-sum
+    distribution must match gauss() of independent uniform words (Irwin-Hall of 4 bytes)."""
+    thr = bernoulli_threshold(0.07)
+    h = np.concatenate([_mask_words(9, g, i, 1 << 16) for g in range(4) for i in range(8)])   # 2.1 M words
+    hit = h[h < thr]
+    w = _np_mix32(hit ^ np.uint32(NOISE_SALT))
+    g = _np_gauss_scaled(w, 65536)                               # m = 2**16: the raw gauss value
+    assert abs(hit.size / h.size - 0.07) < 0.001
+    assert abs(g.mean()) < 1.0 and abs(g.std() - GAUSS_STD) < 1.0
+    # no trend across the mask interval: mean and std per eighth of [0, thr) agree
+    part = (hit.astype(np.uint64) * 8 // thr).astype(np.int64)
+    for q in range(8):
+        gq = g[part == q]
+        assert abs(gq.mean()) < 3 * GAUSS_STD / np.sqrt(gq.size) + 0.5
+        assert abs(gq.std() / GAUSS_STD - 1) < 0.03
+    assert abs(np.corrcoef(hit.astype(np.float64), g)[0, 1]) < 0.01
+    assert abs(np.corrcoef(hit.astype(np.float64), np.abs(g))[0, 1]) < 0.01
+    # each byte of the noise word uniform (chi-square, 255 dof: mean 255, sd 22.6)
+    for sh in (0, 8, 16, 24):
+        c = np.bincount(((w >> np.uint32(sh)) & np.uint32(255)).astype(np.int64), minlength=256)
+        e = w.size / 256
+        assert ((c - e) ** 2 / e).sum() < 255 + 6 * 22.6
+    # masked elements take parent a or b half each: crossover and mutation words are independent
+    src = np.stack([np.zeros(N, np.int8), np.ones(N, np.int8)])
+    out = np.empty((P, N), dtype=np.int8)
+    crossover_uniform(np.zeros(P, np.int64), np.ones(P, np.int64), src, 9, 0, 0, out)
+    m = np.stack([_mask_words(9, 0, i, N) for i in range(P)]) < thr
+    assert abs(out[m].mean() - 0.5) < 0.02
+
+
 def test_mutation_float_rate_and_sigma():
     x = np.zeros((P, N), dtype=np.float32)
     mutate_masked_float(x, 8, 0, 0, np.uint32(bernoulli_threshold(0.07)), 0.1, np.uint32(MUTATION_SALT))
     hit = x[x != 0]
     assert abs(hit.size / x.size - 0.07) < 0.005
     assert abs(hit.std() - 0.1) < 0.005
+    # spec: v + float32(gauss(mix32(h ^ NOISE_SALT))) * float32(sigma / 147.8006) where h < threshold
+    thr = bernoulli_threshold(0.07)
+    for i, j in ((0, 0), (1, 3), (5, 100), (63, N - 1)):
+        h = py_u32(py_absorb(py_key(8, 0, i), MUTATION_SALT), j)
+        want = np.float32(py_gauss(py_mix32(h ^ NOISE_SALT))) * np.float32(0.1 / GAUSS_STD) if h < thr else 0.0
+        assert x[i, j] == np.float32(want)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.float32])
