@@ -214,7 +214,10 @@ def quantize_model(spec_float: MLPSpec, genome_float, calib_X=None, calib_y=None
     act = spec_float.activation
     from ..fixedpoint.lut import LUT_FUNCTIONS
     act_fn = LUT_FUNCTIONS[act]
+    # pixels are Q7 by contract; float features get the finest format holding 99.99 % of them
     x_frac = 7
+    if mode == "float" and calib_X is not None:
+        x_frac = _frac_fit(float(np.quantile(np.abs(calib_X), 0.9999)), 0, 7)
     layers = _layers(spec_float, g.astype(np.float32))
     fold = PIXEL_FOLD if mode == "uint8" else 1.0
     layers_q = [(layers[0][0] * fold, layers[0][1])] + layers[1:]
