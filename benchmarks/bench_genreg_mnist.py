@@ -49,6 +49,7 @@ def parse(argv=None):
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--data", default=None, help="folder with the MNIST .gz files (default: shared data dir)")
     ap.add_argument("--out", default=None, help="folder for metrics.json and accuracy.png")
+    ap.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
     a = ap.parse_args(argv)
     if a.generations < 1 or a.popsize < 1 or a.eval_every < 1:
         ap.error("--generations, --popsize and --eval-every must be >= 1")
@@ -64,8 +65,16 @@ def data_path(a):
     return str(d)
 
 
+def _threads():
+    import numba
+    return numba.get_num_threads()
+
+
 def main(argv=None):
     a = parse(argv)
+    if a.threads is not None:
+        import numba
+        numba.set_num_threads(a.threads)
     t_start = time.perf_counter()
     prob = get_task("mnist", path=data_path(a), download=False, samples_per_class=a.samples_per_class)
     spec = MLPSpec(prob.spec_dims(a.hidden))
@@ -78,7 +87,7 @@ def main(argv=None):
         load = (float("nan"),) * 3
     print(f"command: python {shlex.join(sys.argv)}")
     print(f"GENREG MNIST {spec.dims} P={a.popsize} mode={a.mode} B={B} ({a.samples_per_class}/class) "
-          f"engine {a.engine} -> {engine}; cpu_count={os.cpu_count()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          f"engine {a.engine} -> {engine}; numba threads {_threads()}, cpu_count={os.cpu_count()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
     st = s.init(a.seed)
     t_eval, t_breed, curve = [], [], []
@@ -115,7 +124,7 @@ def main(argv=None):
     # first generation includes JIT compilation: report it apart
     metrics = {"command": f"python {shlex.join(sys.argv)}", "dims": list(spec.dims), "popsize": a.popsize,
                "generations": a.generations, "samples_per_class": a.samples_per_class, "seed": a.seed,
-               "mode": a.mode, "engine": engine, "final_test_acc": final, "curve": curve,
+               "mode": a.mode, "engine": engine, "numba_threads": _threads(), "final_test_acc": final, "curve": curve,
                "eval_ms_median": ev, "breed_ms_median": br, "first_generation_s": t_eval[0] + t_breed[0],
                "train_loop_s": train_s, "total_s": total_s, "load_average_start": list(load),
                "upstream": UPSTREAM}
