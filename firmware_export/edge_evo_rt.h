@@ -57,6 +57,13 @@ static inline int8_t ee_lut_apply(const int8_t lut[256], int8_t q)
     return lut[(int32_t)q + 128];
 }
 
+/* uint8 pixel [0, 255] -> int8 Q7 [0, 127]: q = (127 p + 127) // 255, as quantize_input_u8
+ * (unsigned division floors, so it equals Python's //). */
+static inline int8_t ee_pixel_q7(uint8_t p)
+{
+    return (int8_t)((127u * (uint32_t)p + 127u) / 255u);
+}
+
 /* ------------------------------------------------------------------ counter-based RNG */
 #define EE_GOLDEN 0x9E3779B9u
 #define EE_KEY_INIT 0x6A09E667u

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from .onnx_export import build_onnx, export_onnx, model_hash, spec_json, OPSET
+from .c_export import export_c
 
 log = logging.getLogger(__name__)
 
-EXPORTERS = {"onnx": export_onnx}
+EXPORTERS = {"onnx": export_onnx, "c": export_c}
 
 EXPORT_HELP = "export a saved model to ONNX (integer graph bit-exact with the kernels, or float)"
 

@@ -46,12 +46,19 @@ def require(target, emulate: bool = False) -> Target:
     return t
 
 
-def _linker_script(t: Target, out_dir: Path, stack_bytes: int) -> Path:
+def _memory(t: Target, emulated: bool) -> tuple[int, int]:
+    """(flash, RAM) of the linker script: the device's, or what the emulated board also has."""
+    em = t.emulator if emulated else None
+    flash = min(x for x in (t.flash_bytes, em and em.flash_bytes) if x)
+    ram = min(x for x in (t.ram_bytes, em and em.ram_bytes) if x)
+    return flash, ram
+
+
+def _linker_script(t: Target, out_dir: Path, stack_bytes: int, emulated: bool) -> Path:
     board = t.board_dir()
     if board is None:
         raise ValueError(f"target {t.name!r} has no board support folder; set toolchain.board in its TOML")
-    flash = min(x for x in (t.flash_bytes, t.emulator and t.emulator.flash_bytes) if x)
-    ram = min(x for x in (t.ram_bytes, t.emulator and t.emulator.ram_bytes) if x)
+    flash, ram = _memory(t, emulated)
     text = (board / "board.ld.in").read_text()
     for k, v in (("FLASH_BYTES", flash), ("RAM_BYTES", ram), ("STACK_BYTES", stack_bytes)):
         text = text.replace(f"@{k}@", str(v))
@@ -61,8 +68,11 @@ def _linker_script(t: Target, out_dir: Path, stack_bytes: int) -> Path:
 
 
 def build(target, sources, out: Path, include_dirs=(), cflags=(), sanitize: bool = False,
-          stack_bytes: int | None = None, warnings=WARNINGS) -> Path:
-    """Compile ``sources`` (+ the target's port and board files) into the executable/ELF ``out``."""
+          stack_bytes: int | None = None, warnings=WARNINGS, emulated: bool = True) -> Path:
+    """Compile ``sources`` (+ the target's port and board files) into the executable/ELF ``out``.
+
+    Bare metal: ``emulated`` lays the ELF out for the emulated board's memory (it must run there);
+    False uses the real device's (for size measurements of models that only fit the device)."""
     t = require(target)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,10 +81,10 @@ def build(target, sources, out: Path, include_dirs=(), cflags=(), sanitize: bool
     cmd = [t.toolchain.cc, *warnings, *t.toolchain.cflags]
     srcs = [str(s) for s in sources]
     if t.bare_metal:
-        ram = min(x for x in (t.ram_bytes, t.emulator and t.emulator.ram_bytes) if x)
+        ram = _memory(t, emulated)[1]
         stack = stack_bytes or min(DEFAULT_STACK, ram // 4)
         board = t.board_dir()
-        ld = _linker_script(t, out.parent, stack)
+        ld = _linker_script(t, out.parent, stack, emulated)
         cmd += [*BARE_METAL_FLAGS, f"-T{ld}"]
         srcs += [str(board / "startup.c"), str(board / "mini_libc.c")]
         libs = ["-lgcc"]
