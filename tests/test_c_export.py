@@ -153,3 +153,56 @@ def test_errors(tmp_path):
     assert not (tmp_path / "big").exists()  # refused before writing anything
     with pytest.raises(ValueError, match="X must be"):
         check_on_host((spec, g), X=np.zeros((2, 3), np.int8))
+
+
+# ----------------------------------------------------------------------------- targets registry
+def test_targets_registry():
+    from edge_evo.targets import list_targets, get_target
+    names = list_targets()
+    for n in ("cortex-m0plus", "cortex-m4f", "cortex-m7", "cortex-m55", "esp32-s3", "rpi4", "rpi5", "host"):
+        assert n in names
+    m0, m4 = get_target("cortex-m0plus"), get_target("cortex-m4f")
+    assert m0.ram_bytes == 264 * 1024 and m0.flash_bytes == 2 * 1024 * 1024 and m0.fpu == "none"
+    assert m0.emulator.machine == "microbit" and m4.emulator.machine == "mps2-an386" and m4.dsp
+    assert get_target("cortex-m7").emulator.machine == "mps2-an500"
+    assert get_target("cortex-m55").emulator.machine == "mps3-an547"
+    assert get_target("esp32-s3").emulator is None
+    assert get_target("rpi4").word_bits == 64 and get_target("rpi4").emulator.command[0] == "qemu-aarch64"
+    for n in names:
+        t = get_target(n)
+        assert t.name == n and t.toolchain.cc
+        if t.bare_metal and t.emulator is not None:
+            assert (t.board_dir() / "board.ld.in").is_file() and (t.board_dir() / "startup.c").is_file()
+    assert get_target(m4) is m4
+    with pytest.raises(ValueError, match="unknown target 'z80'; known targets: cortex-m0plus"):
+        get_target("z80")
+
+
+def test_target_file_errors(tmp_path):
+    from edge_evo.targets import _parse
+    (tmp_path / "bad.toml").write_text("name = 'bad'\n[toolchain\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        _parse(tmp_path / "bad.toml")
+    (tmp_path / "nocc.toml").write_text("name = 'nocc'\ndescription='x'\nkind='mcu'\narch='a'\ncpu='c'\n"
+                                        "word_bits=32\n[toolchain]\nsize='s'\n")
+    with pytest.raises(ValueError, match="missing or unknown key"):
+        _parse(tmp_path / "nocc.toml")
+    (tmp_path / "other.toml").write_text("name = 'x'\ndescription='x'\nkind='mcu'\narch='a'\ncpu='c'\n"
+                                         "word_bits=32\n[toolchain]\ncc='gcc'\n")
+    with pytest.raises(ValueError, match="must match the file name"):
+        _parse(tmp_path / "other.toml")
+    (tmp_path / "k.toml").write_text("name = 'k'\ndescription='x'\nkind='toaster'\narch='a'\ncpu='c'\n"
+                                     "word_bits=32\n[toolchain]\ncc='gcc'\n")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        _parse(tmp_path / "k.toml")
+
+
+def test_missing_toolchain_names_apt_packages(monkeypatch):
+    import shutil as _sh
+    monkeypatch.setattr(_sh, "which", lambda name: None)
+    with pytest.raises(c_build.ToolchainMissing, match="apt-get install gcc-arm-none-eabi"):
+        c_build.require("cortex-m4f")
+    from edge_evo.targets import Toolchain
+    monkeypatch.setattr(Toolchain, "available", lambda self: True)
+    with pytest.raises(c_build.ToolchainMissing, match="no emulator: it is a size check only"):
+        c_build.require("esp32-s3", emulate=True)
