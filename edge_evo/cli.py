@@ -198,13 +198,23 @@ def cmd_export(args) -> int:
     return cli_export(args)
 
 
-try:  # the exporter package is optional at this layer; without it the command is simply absent
-    import importlib.util as _ilu
-    if _ilu.find_spec(f"{__package__}.export") is not None:
-        SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as an ONNX graph (integer or float)",
-                                           _add_export_args, cmd_export)
-except (ImportError, ValueError):  # pragma: no cover
-    pass
+SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as an ONNX graph (integer or float)",
+                                   _add_export_args, cmd_export)
+
+
+# ----------------------------------------------------------------------------- import
+def _add_import_args(p):
+    from .importers import add_import_arguments
+    add_import_arguments(p)
+
+
+def cmd_import(args) -> int:
+    from .importers import cli_import
+    return cli_import(args)
+
+
+SUBCOMMANDS["import"] = Subcommand("import", "import a GENREG genome pickle or a float ONNX MLP and quantize it to int8",
+                                   _add_import_args, cmd_import)
 
 
 # ----------------------------------------------------------------------------- listings
