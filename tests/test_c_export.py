@@ -206,3 +206,18 @@ def test_missing_toolchain_names_apt_packages(monkeypatch):
     monkeypatch.setattr(Toolchain, "available", lambda self: True)
     with pytest.raises(c_build.ToolchainMissing, match="no emulator: it is a size check only"):
         c_build.require("esp32-s3", emulate=True)
+
+
+def test_firmware_m4_example(tmp_path, capsys):
+    """examples/firmware_m4: uint8 digits quantized on the emulated M4, predictions equal numba's."""
+    _need("cortex-m4f")
+    import importlib.util
+    from edge_evo.targets import firmware_dir as _fw
+    path = _fw().parent / "examples" / "firmware_m4" / "run_on_m4.py"
+    spec = importlib.util.spec_from_file_location("run_on_m4", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--random", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "predictions identical to numba: True" in out
+    assert (tmp_path / "digits_net_report.json").is_file()
