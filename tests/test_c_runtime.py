@@ -175,7 +175,7 @@ def test_golden_host(g, golden_src, tmp_path, sanitize):
     assert_transcript(r.transcript, expected_transcript(g), "host" + (" asan" if sanitize else ""))
 
 
-@pytest.mark.parametrize("target", ["cortex-m4f", "cortex-m0plus", "cortex-m7", "cortex-m55", "rpi4"])
+@pytest.mark.parametrize("target", ["cortex-m4f", "cortex-m0plus", "cortex-m7", "cortex-m55", "rpi4", "rpi5"])
 def test_golden_emulated(g, golden_src, tmp_path, target):
     t = _skip_if_missing(target)
     exe = c_build.build(target, _golden_sources(), tmp_path / f"golden_{target}.elf", include_dirs=[golden_src])

@@ -35,8 +35,9 @@ def require(target, emulate: bool = False) -> Target:
     """The Target, or ToolchainMissing naming the apt packages to install."""
     t = get_target(target)
     if not t.toolchain.available():
-        raise ToolchainMissing(f"compiler {t.toolchain.cc!r} for target {t.name!r} not found; install it "
-                               f"(Debian: apt-get install {' '.join(t.toolchain.apt) or t.toolchain.cc})")
+        how = (f"Debian: apt-get install {' '.join(t.toolchain.apt)}" if t.toolchain.apt
+               else "not packaged for Debian: install the vendor toolchain and put it on PATH")
+        raise ToolchainMissing(f"compiler {t.toolchain.cc!r} for target {t.name!r} not found ({how})")
     if emulate and t.kind != "host":
         if t.emulator is None:
             raise ToolchainMissing(f"target {t.name!r} has no emulator: it is a size check only")
