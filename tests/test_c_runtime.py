@@ -8,7 +8,6 @@ Cortex-M7/M55 and aarch64 (qemu-aarch64). Missing toolchains skip with the apt p
 """
 import pathlib
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from edge_evo import NUMERICS_CONTRACT
 from edge_evo.export import c_build
-from edge_evo.targets import firmware_dir, get_target
+from edge_evo.targets import firmware_dir
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "core_v1.npz"
 SHIFTS = (0, 1, 2, 8, 13)
