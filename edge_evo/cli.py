@@ -189,16 +189,16 @@ def cmd_quickstart(args) -> int:
 
 # ----------------------------------------------------------------------------- export
 def _add_export_args(p):
-    from .export import add_export_arguments
+    from .export.cli import add_export_arguments
     add_export_arguments(p)
 
 
 def cmd_export(args) -> int:
-    from .export import cli_export
+    from .export.cli import cli_export
     return cli_export(args)
 
 
-SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as an ONNX graph (integer or float)",
+SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as ONNX (integer or float graph) or C (header + runtime)",
                                    _add_export_args, cmd_export)
 
 

@@ -9,8 +9,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import edge_evo  # noqa: E402
-from edge_evo.export import (EXPORTERS, add_export_subcommand, build_onnx, cli_export, export,  # noqa: E402
-                             model_hash)
+from edge_evo.export import EXPORTERS, build_onnx, export, model_hash  # noqa: E402
+from edge_evo.export.cli import add_export_subcommand, cli_export  # noqa: E402
 from edge_evo.export.onnx_export import OPSET  # noqa: E402
 from edge_evo.fixedpoint import quantize  # noqa: E402
 from edge_evo.fixedpoint.ops import quantize_input_u8, requantize  # noqa: E402

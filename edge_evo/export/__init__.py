@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 EXPORTERS = {"onnx": export_onnx, "c": export_c}
 
-EXPORT_HELP = "export a saved model to ONNX (integer graph bit-exact with the kernels, or float)"
+EXPORT_HELP = "export a saved model to ONNX (integer or float graph) or C (header + runtime), bit-exact with the kernels"
 
 
 def resolve_model(model):
@@ -63,45 +63,5 @@ def export(model, path, to: str = "onnx", integer: bool | None = None, **options
     return fn(spec, genome, path, integer=integer, **options)
 
 
-# ----------------------------------------------------------------------------- CLI
-def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``edge-evo export`` (for edge_evo/cli.py's ``subcommand`` registry)."""
-    p.add_argument("model", help="saved model (MODEL.json/.npz pair, or a run folder)")
-    p.add_argument("--to", default="onnx", choices=sorted(EXPORTERS), help="target format (default: onnx)")
-    p.add_argument("-o", "--out", help="output file (default: MODEL path with the target's suffix)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--int", dest="integer", action="store_true", default=None,
-                      help="integer graph, bit-exact with the int8 kernels (default for int8 models)")
-    mode.add_argument("--float", dest="integer", action="store_false",
-                      help="float graph (dequantized for int8 models)")
-    p.add_argument("--input", default="auto", choices=("auto", "int8", "uint8", "float32"),
-                   help="graph input: auto (int8 Q(x_frac) / float32), uint8 pixels converted in the graph")
-    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-
-
-def cli_export(args: argparse.Namespace) -> int:
-    """Handler of ``edge-evo export``: writes the file and prints its path, size and hash."""
-    from ..io import base_path
-    spec, genome = resolve_model(args.model)
-    out = args.out
-    if out is None:
-        src = Path(args.model)
-        out = src / "model" if src.is_dir() else base_path(src)
-        out = out.with_name(out.name + "." + args.to)
-    path = export((spec, genome), out, to=args.to, integer=args.integer, input=args.input, opset=args.opset)
-    kind = "float" if args.integer is False or (args.integer is None and genome.dtype != np.int8) else "integer"
-    print(f"{path}  ({path.stat().st_size} bytes, {args.to} {kind} graph, "
-          f"{'-'.join(map(str, spec.dims))}, sha256 {model_hash(spec, genome)[:16]})")
-    return 0
-
-
-def add_export_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Register ``export`` on an ``argparse`` subparsers object (handler in ``_handler`` and ``func``)."""
-    p = subparsers.add_parser("export", help=EXPORT_HELP, description=EXPORT_HELP)
-    add_export_arguments(p)
-    p.set_defaults(_handler=cli_export, func=cli_export)
-    return p
-
-
 __all__ = ["EXPORTERS", "export", "resolve_model", "build_onnx", "export_onnx", "model_hash", "spec_json",
-           "add_export_arguments", "add_export_subcommand", "cli_export", "EXPORT_HELP"]
+           "EXPORT_HELP"]
