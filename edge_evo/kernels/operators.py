@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..rng import key, absorb, u32, bounded, gauss, gauss_scaled, GAUSS_STD, MASK32, py_key
+from ..rng import key, absorb, u32, bounded, GAUSS_STD, MASK32, py_key
 
 _U = np.uint32
 MUTATION_SALT = 0x4D555441     # "MUTA": salt of the mutation stream key
