@@ -102,15 +102,16 @@ def gauss_multiplier(sigma: float) -> int:
 _U = np.uint32
 
 
+# Numba widens every uint32 operation to uint64; casting each step back keeps the hash in 32-bit
+# lanes (otherwise LLVM emulates 64-bit multiplies and halves the vector width).
 @njit(inline="always", cache=True)
 def mix32(x):
     x = _U(x)
-    x ^= x >> _U(16)
+    x = _U(x ^ _U(x >> _U(16)))
     x = _U(x * _U(0x7FEB352D))
-    x ^= x >> _U(15)
+    x = _U(x ^ _U(x >> _U(15)))
     x = _U(x * _U(0x846CA68B))
-    x ^= x >> _U(16)
-    return x
+    return _U(x ^ _U(x >> _U(16)))
 
 
 @njit(inline="always", cache=True)
@@ -128,7 +129,7 @@ def key(seed, generation, individual):
 @njit(inline="always", cache=True)
 def u32(k, index):
     k = _U(k)
-    return mix32(_U(mix32(_U(index) ^ k) + k))
+    return mix32(_U(mix32(_U(_U(index) ^ k)) + k))
 
 
 @njit(inline="always", cache=True)
@@ -139,13 +140,15 @@ def bounded(h, n):
 @njit(inline="always", cache=True)
 def gauss(h):
     h = _U(h)
-    s = (h & _U(255)) + ((h >> _U(8)) & _U(255)) + ((h >> _U(16)) & _U(255)) + (h >> _U(24))
-    return np.int32(s) - np.int32(GAUSS_MAX)
+    s = np.int32(h & _U(255)) + np.int32(_U(h >> _U(8)) & _U(255))
+    s = np.int32(s + np.int32(_U(h >> _U(16)) & _U(255)))
+    return np.int32(np.int32(s + np.int32(h >> _U(24))) - np.int32(GAUSS_MAX))
 
 
 @njit(inline="always", cache=True)
 def gauss_scaled(h, m):
-    return np.int32((gauss(h) * np.int32(m) + np.int32(32768)) >> np.int32(16))
+    # |gauss * m| < 2**31 for m < 2**22: nothing wraps in int32
+    return np.int32(np.int32(np.int32(gauss(h) * np.int32(m)) + np.int32(32768)) >> np.int32(16))
 
 
 # ---------------------------------------------------------------- vectorised streams

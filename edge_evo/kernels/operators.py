@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..rng import key, absorb, u32, bounded, GAUSS_STD, MASK32, py_key
+from ..rng import key, absorb, mix32, u32, gauss, gauss_scaled, bounded, GAUSS_STD, MASK32, py_key
 
 _U = np.uint32
 MUTATION_SALT = 0x4D555441     # "MUTA": salt of the mutation stream key
@@ -49,38 +49,8 @@ _BITS = np.array([1 << b for b in range(32)], dtype=np.uint32)
 # Rows are walked in blocks of 32 flat indices so each crossover word is hashed once. Numba
 # widens every uint32 operation to uint64, so each result is cast back with _U: 64-bit lanes
 # would halve the vector width.
-@njit(inline="always", cache=True)
-def _mix32(x):
-    """rng.mix32 with every step cast back to uint32: LLVM otherwise keeps this hash (fed by a
-    uint64-typed xor) in 64-bit lanes and emulates the multiplies (tested equal to py_mix32)."""
-    x = _U(x)
-    x = _U(x ^ _U(x >> _U(16)))
-    x = _U(x * _U(0x7FEB352D))
-    x = _U(x ^ _U(x >> _U(15)))
-    x = _U(x * _U(0x846CA68B))
-    return _U(x ^ _U(x >> _U(16)))
-
-
-@njit(inline="always", cache=True)
-def _u32(k, idx):
-    """rng.u32 built on _mix32 (same value, uint32 lanes)."""
-    k = _U(k)
-    return _mix32(_U(_mix32(_U(_U(idx) ^ k)) + k))
-
-
-@njit(inline="always", cache=True)
-def _gauss32(w):
-    """rng.gauss in int32 lanes (same value): byte sum of w minus 510."""
-    w = _U(w)
-    s = np.int32(w & _U(255)) + np.int32(_U(w >> _U(8)) & _U(255))
-    s = np.int32(s + np.int32(_U(w >> _U(16)) & _U(255)))
-    return np.int32(np.int32(s + np.int32(w >> _U(24))) - np.int32(510))
-
-
-@njit(inline="always", cache=True)
-def _gauss_scaled32(w, m):
-    """rng.gauss_scaled in int32 lanes: |gauss * m| < 2**31 for m < 2**22, so nothing wraps."""
-    return np.int32(np.int32(np.int32(_gauss32(w) * m) + np.int32(32768)) >> np.int32(16))
+# the RNG's Numba twins already keep every step in uint32 lanes
+_mix32, _u32, _gauss32, _gauss_scaled32 = mix32, u32, gauss, gauss_scaled
 
 
 @njit(inline="always", cache=True)
