@@ -20,7 +20,7 @@ def get_strategy(name: str) -> type[Strategy]:
 def _load_all():
     # import strategy modules lazily so each registers itself
     import importlib
-    for mod in ("genreg", "ga", "openes"):
+    for mod in ("genreg", "ga", "openes", "emns"):
         try:
             importlib.import_module(f"{__name__}.{mod}")
         except ModuleNotFoundError as e:
