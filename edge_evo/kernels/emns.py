@@ -85,7 +85,7 @@ def _forward_one(vals, nmask, cmask, luts, x, layout, agg_t, y_all, buf_in, buf_
 
 
 @njit(parallel=True, cache=True)
-def forward_int8(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all):
+def forward_int8_par(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all):
     """vals int16 [P, n]; nmask/cmask uint8 [P, .]; luts int8 [P, n_neurons, 256]; X int8 [B, n_in];
     y_all int8 [P, B, n_neurons] (out). Returns int8 [P, B, n_out] = last layer's y (Q4)."""
     P = vals.shape[0]
@@ -107,11 +107,41 @@ def forward_int8(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
+def forward_int8_ser(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all):
+    """vals int16 [P, n]; nmask/cmask uint8 [P, .]; luts int8 [P, n_neurons, 256]; X int8 [B, n_in];
+    y_all int8 [P, B, n_neurons] (out). Returns int8 [P, B, n_out] = last layer's y (Q4)."""
+    P = vals.shape[0]
+    B = X.shape[0]
+    nmax = 1
+    for l in range(layout.shape[0]):
+        nmax = max(nmax, layout[l, 0], layout[l, 1])
+    L = layout.shape[0]
+    last = layout[L - 1, 8]
+    out = np.empty((P, B, n_out), dtype=np.int8)
+    for t in range(P * B):
+        p = t // B
+        b = t - p * B
+        buf_in = np.empty(nmax, dtype=np.int32)
+        buf_out = np.empty(nmax, dtype=np.int32)
+        _forward_one(vals[p], nmask[p], cmask[p], luts[p], X[b], layout, agg_t, y_all[p, b], buf_in, buf_out)
+        for o in range(n_out):
+            out[p, b, o] = y_all[p, b, last + o]
+    return out
+
+
+def forward_int8(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all):
+    """Dispatch: threads only pay off for big calls (P * B * n_params > 2M); small ones run serially."""
+    work = vals.shape[0] * X.shape[0] * vals.shape[1]
+    f = forward_int8_par if work > 2_000_000 else forward_int8_ser
+    return f(vals, nmask, cmask, luts, X, layout, agg_t, n_out, y_all)
+
+
+@njit(cache=True)
 def build_luts(vals, layout, act_t, act_shift, out):
     """out[p, neuron] = mixture table of that neuron's activation coefficients (int8 Q4 -> Q4)."""
     P = vals.shape[0]
-    for p in prange(P):
+    for p in range(P):
         for l in range(layout.shape[0]):
             no = layout[l, 1]
             oc = layout[l, 3]
@@ -125,7 +155,7 @@ def build_luts(vals, layout, act_t, act_shift, out):
                     out[p, noff + o, q] = np.int8(acc)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def mutate_int(vals, res, pmask, keys, mu_q, val_k, res_k, r_max_q):
     """In place, genome p with stream key keys[p], every j with pmask[p, j]:
 
@@ -135,7 +165,7 @@ def mutate_int(vals, res, pmask, keys, mu_q, val_k, res_k, r_max_q):
         clip theta to +-VAL_MAX, r_q to [0, r_max_q]     (int64 math; >> floors = stochastic rounding)
     """
     P, n = vals.shape
-    for p in prange(P):
+    for p in range(P):
         k = keys[p]
         for j in range(n):
             if pmask[p, j] == 0:
@@ -155,12 +185,12 @@ def mutate_int(vals, res, pmask, keys, mu_q, val_k, res_k, r_max_q):
             res[p, j] = np.uint8(r)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def mutate_float(vals, res, pmask, keys, mu, res_rate, r_max):
     """Float twin: N(0, 1) = gauss(h_0) / 147.8006 from the same words; no rounding."""
     P, n = vals.shape
     inv = 1.0 / rng.GAUSS_STD
-    for p in prange(P):
+    for p in range(P):
         k = keys[p]
         for j in range(n):
             if pmask[p, j] == 0:

@@ -183,14 +183,19 @@ class EMNS(Strategy):
         K.build_luts(V, self.layout, self.act_t, self.act_shift, out)
         return out
 
+    def int_constants(self) -> tuple[int, int, int]:
+        """(val_k, res_k, r_max_q) of ``mutate_int``: m_v = mu (1 - r) 2^27 / 147.8 (Q11 value, 16
+        spare bits) and m_r = mu res_rate (1 - r) 2^32 / 147.8 (Q8 resistance, 24 spare bits)."""
+        val_k = int(round(2.0 ** (32 + VAL_FRAC + 16 - MU_FRAC - 8) / rng.GAUSS_STD))
+        res_k = int(round(2.0 ** 32 * self._res_rate() / rng.GAUSS_STD))
+        return val_k, res_k, self._r_max_q()
+
     def _mutate(self, vals, res, nmask, cmask, keys, state):
         pm = self.spec.param_mask(nmask, cmask).astype(np.uint8)
         if self.int:
-            mu_q = int(state.scalars["mu_q"])
-            val_k = int(round(2.0 ** (32 + VAL_FRAC + 16 - MU_FRAC - 8) / rng.GAUSS_STD))
-            res_k = int(round(2.0 ** 32 * self._res_rate() / rng.GAUSS_STD))
-            K.mutate_int(vals, res, pm, keys, np.int64(mu_q), np.int64(val_k), np.int64(res_k),
-                         np.int64(self._r_max_q()))
+            val_k, res_k, r_max_q = self.int_constants()
+            K.mutate_int(vals, res, pm, keys, np.int64(state.scalars["mu_q"]), np.int64(val_k), np.int64(res_k),
+                         np.int64(r_max_q))
         else:
             K.mutate_float(vals, res, pm, keys, np.float32(state.scalars["mu"]), np.float32(self._res_rate()),
                            np.float32(self.params.r_max))
