@@ -217,6 +217,21 @@ SUBCOMMANDS["import"] = Subcommand("import", "import a GENREG genome pickle or a
                                    _add_import_args, cmd_import)
 
 
+# ----------------------------------------------------------------------------- adapt
+def _add_adapt_args(p):
+    from .online.cli import add_adapt_arguments
+    add_adapt_arguments(p)
+
+
+def cmd_adapt(args) -> int:
+    from .online.cli import cli_adapt
+    return cli_adapt(args)
+
+
+SUBCOMMANDS["adapt"] = Subcommand("adapt", "keep adapting a model on a stream of samples (stdin, file, UDP/TCP)",
+                                  _add_adapt_args, cmd_adapt)
+
+
 # ----------------------------------------------------------------------------- listings
 def _fmt(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
