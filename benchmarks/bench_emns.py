@@ -1,0 +1,198 @@
+"""EMNS experiments (seed 000): the paper's claims measured on small tasks.
+
+    python benchmarks/bench_emns.py all            # every experiment, small settings (~3 min on 2 cores)
+    python benchmarks/bench_emns.py regression | classification | digits | continual | resistance
+    options: --steps N --seeds K --mode int8|float32 --plot DIR
+
+Prints one table per experiment (with the command line); ``--plot DIR`` writes PNGs when
+matplotlib is present.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__file__)))
+
+from edge_evo.models.emns import EMNSPopulation, EMNSSpec  # noqa: E402
+from edge_evo.strategies.emns import EMNS, fit  # noqa: E402
+
+
+def _table(title, header, rows):
+    print(f"\n## {title}\n`{' '.join(sys.argv)}`\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
+
+
+def regression_data(n, seed, lo=-2.0, hi=2.0, fn=None):
+    r = np.random.default_rng(seed)
+    X = r.uniform(lo, hi, (n, 2))
+    fn = fn or (lambda X: np.sin(X[:, 0]) + 0.5 * np.cos(X[:, 1]))
+    return X, fn(X)
+
+
+def mse(s, st, X, Y):
+    p = s.predict(st, X)
+    return float(((p - np.asarray(Y).reshape(p.shape)) ** 2).mean())
+
+
+def exp_regression(a):
+    from sklearn.neural_network import MLPRegressor
+    rows = []
+    for seed in range(a.seeds):
+        Xtr, Ytr = regression_data(200, seed)
+        Xte, Yte = regression_data(200, 100 + seed)
+        spec = EMNSSpec((2, 8, 4, 1))
+        for preset in ("paper", "select", "population"):
+            s = EMNS(spec, preset, mode=a.mode)
+            t = time.time()
+            st = fit(s, Xtr, Ytr, a.steps, seed=seed)
+            dt = time.time() - t
+            rows.append((seed, f"EMNS {preset} {a.mode}", 347, mse(s, st, Xte, Yte), dt / a.steps * 1e3))
+        m = MLPRegressor((8, 4), max_iter=2000, random_state=seed)
+        t = time.time()
+        m.fit(Xtr, Ytr)
+        rows.append((seed, "sklearn MLPRegressor (8,4) adam", 65, float(((m.predict(Xte) - Yte) ** 2).mean()),
+                     (time.time() - t) / m.n_iter_ * 1e3))
+    _table(f"Regression y = sin x1 + 0.5 cos x2 (200 train / 200 test, var(y) = {np.var(Yte):.3f}, "
+           f"{a.steps} steps)", ["seed", "model", "params", "test MSE", "ms/step"], rows)
+
+
+def exp_classification(a):
+    rows = []
+    for seed in range(a.seeds):
+        r = np.random.default_rng(seed)
+        X = r.normal(size=(200, 2))
+        y = (X[:, 0] + X[:, 1] > 0).astype(float)
+        spec = EMNSSpec((2, 8, 4, 1))
+        for preset in ("paper", "select", "population"):
+            s = EMNS(spec, preset, mode=a.mode)
+            t = time.time()
+            st = fit(s, X[:160], y[:160], 600, seed=seed)
+            dt = time.time() - t
+            acc = float(((s.predict(st, X[160:])[:, 0] > 0.5) == y[160:]).mean())
+            rows.append((seed, preset, acc, dt))
+    _table("Binary classification x1 + x2 > 0, 2-8-4-1, 160 train / 40 test, 600 epochs "
+           "(upstream: 82.5 % test, 68 s)", ["seed", "variant", "test acc", "seconds"], rows)
+
+
+def exp_digits(a):
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    X = d.data / 16.0 * 2.0                          # [0, 2]: fits the Q4 input range
+    Y = np.eye(10)[d.target]
+    r = np.random.default_rng(0)
+    idx = r.permutation(len(X))
+    tr, te = idx[:1400], idx[1400:]
+    rows = []
+    for preset in ("select", "population"):
+        s = EMNS(EMNSSpec((64, 16, 10)), preset, mode=a.mode)
+        t = time.time()
+        st = fit(s, X[tr], Y[tr], a.steps, seed=0, batch=256)
+        dt = time.time() - t
+        acc = float((s.predict(st, X[te], best=False).argmax(1) == d.target[te]).mean())
+        rows.append((preset, s.spec.n_params, a.steps, acc, dt))
+    _table("8x8 digits (sklearn), 64-16-10, one-hot MSE, minibatch 256, 397 test images",
+           ["variant", "params", "steps", "test acc", "seconds"], rows)
+
+
+def exp_continual(a):
+    fa = lambda X: np.sin(X[:, 0]) + 0.5 * np.cos(X[:, 1])
+    fb = lambda X: 0.5 * X[:, 0] * X[:, 1] - 0.5
+    rows = []
+    res = {}
+    for cond in ("evolve", "frozen", "off"):
+        for seed in range(max(3, a.seeds)):
+            XA, YA = regression_data(200, seed, -2, 0, fa)
+            XB, YB = regression_data(200, 50 + seed, 0, 2, fb)
+            XAt, YAt = regression_data(200, 100 + seed, -2, 0, fa)
+            s = EMNS(EMNSSpec((2, 8, 4, 1)), "select", mode=a.mode, resistance=cond)
+            st = fit(s, XA, YA, a.steps, seed=seed)
+            a1 = mse(s, st, XAt, YAt)
+            st = fit(s, XB, YB, a.steps, seed=seed, state=st)
+            a2 = mse(s, st, XAt, YAt)
+            b2 = mse(s, st, XB, YB)
+            rows.append((cond, seed, a1, a2, a2 - a1, b2))
+            res.setdefault(cond, []).append(a2 - a1)
+    _table(f"Continual: task A (sin/cos on x1 < 0) then task B (0.5 x1 x2 - 0.5 on x1 > 0), {a.steps} steps each",
+           ["resistance", "seed", "A MSE after A", "A MSE after B", "forgetting", "B MSE after B"], rows)
+    print("\nmean forgetting: " + ", ".join(f"{k} {np.mean(v):.4f} +- {np.std(v):.4f}" for k, v in res.items()))
+
+
+def importance(s, st, X, Y):
+    """Loss increase when each active parameter is zeroed (one batched forward)."""
+    a = st.arrays
+    pm = np.flatnonzero(s.spec.param_mask(a["nmask"], a["cmask"]))
+    V = np.repeat(a["values"][None], len(pm) + 1, axis=0)
+    V[np.arange(1, len(pm) + 1), pm] = 0
+    n = len(V)
+    pop = EMNSPopulation(V, np.repeat(a["resist"][None], n, 0), np.repeat(a["nmask"][None], n, 0),
+                         np.repeat(a["cmask"][None], n, 0), s.luts(V) if s.int else None)
+    loss = -s.evaluate(pop, X, Y).mean(1)
+    return pm, loss[1:] - loss[0]
+
+
+def exp_resistance(a):
+    from scipy.stats import spearmanr
+    rows = []
+    allr, alli = [], []
+    for seed in range(a.seeds):
+        X, Y = regression_data(200, seed)
+        s = EMNS(EMNSSpec((2, 8, 4, 1)), "select", mode=a.mode)
+        st = fit(s, X, Y, a.steps, seed=seed)
+        pm, imp = importance(s, st, X, Y)
+        r = st.arrays["resist"][pm].astype(np.float64) / (256.0 if s.int else 1.0)
+        r0 = s.init(seed).arrays["resist"][pm].astype(np.float64) / (256.0 if s.int else 1.0)
+        top = imp >= np.quantile(imp, 0.9)
+        rho = spearmanr(r, imp).statistic
+        rho_d = spearmanr(r - r0, imp).statistic
+        rows.append((seed, float(np.mean(r)), float(np.mean(r[top])), float(np.mean(r[~top])),
+                     float(np.mean((r[top] >= 0.7) & (r[top] <= 0.9))), float(np.mean((r[~top] >= 0.2) & (r[~top] <= 0.5))),
+                     float(rho), float(rho_d), float(np.abs(r - r0).max())))
+        allr.append(r)
+        alli.append(imp)
+    _table(f"Resistance vs importance (regression, select, {a.steps} steps; importance = loss increase when zeroed; "
+           "top = 10 % most important)",
+           ["seed", "mean r", "mean r top", "mean r rest", "top in [0.7,0.9]", "rest in [0.2,0.5]",
+            "spearman(r, imp)", "spearman(r - r0, imp)", "max |r - r0|"], rows)
+    if a.plot:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+            ax[0].hist(np.concatenate(allr), bins=40)
+            ax[0].set_xlabel("resistance")
+            ax[1].scatter(np.concatenate(alli), np.concatenate(allr), s=4)
+            ax[1].set_xscale("symlog", linthresh=1e-4)
+            ax[1].set_xlabel("importance (loss increase)")
+            ax[1].set_ylabel("resistance")
+            fig.tight_layout()
+            fig.savefig(f"{a.plot}/emns_resistance.png", dpi=100)
+        except ImportError:
+            pass
+
+
+EXPS = {"regression": exp_regression, "classification": exp_classification, "digits": exp_digits,
+        "continual": exp_continual, "resistance": exp_resistance}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=sorted(EXPS) + ["all"])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--mode", default="int8", choices=("int8", "float32"))
+    ap.add_argument("--plot", default=None, help="directory for PNG plots")
+    a = ap.parse_args(argv)
+    for name in (sorted(EXPS) if a.experiment == "all" else [a.experiment]):
+        EXPS[name](a)
+
+
+if __name__ == "__main__":
+    main()
