@@ -260,6 +260,8 @@ class OnlineAdapter:
     def feed(self, record):
         """Parse one text record (CSV / JSON line) and :meth:`step` it; a bad record is counted, logged
         and skipped (returns None)."""
+        if not record.strip():
+            return None                           # blank lines (keep-alives) are not samples
         try:
             x, y = self.parser.parse(record)
         except BadSample as e:
