@@ -181,3 +181,17 @@ int main(void) {{
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
     flat = pop.to_flat()
     assert [int(v) for v in out] == [fnv1a(flat[i]) for i in range(3)] + [fnv1a(child)]
+
+
+@pytest.mark.slow
+def test_example_firmware_m4_learn(tmp_path):
+    """examples/firmware_m4_learn: 30 generations of GENREG on the emulated M4, bit-exact with Python."""
+    _skip_if_missing("cortex-m4f")
+    import importlib.util
+    path = firmware_dir().parent / "examples" / "firmware_m4_learn" / "run.py"
+    if not path.exists():
+        pytest.skip("examples/ is not part of an installed wheel")
+    spec = importlib.util.spec_from_file_location("m4_learn_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--generations", "30", "--report", "10", "--out", str(tmp_path)]) == 0
