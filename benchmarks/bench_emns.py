@@ -36,8 +36,8 @@ def regression_data(n, seed, lo=-2.0, hi=2.0, fn=None):
     return X, fn(X)
 
 
-def mse(s, st, X, Y):
-    p = s.predict(st, X)
+def mse(s, st, X, Y, best=False):
+    p = s.predict(st, X, best=best)
     return float(((p - np.asarray(Y).reshape(p.shape)) ** 2).mean())
 
 
@@ -53,8 +53,8 @@ def exp_regression(a):
             t = time.time()
             st = fit(s, Xtr, Ytr, a.steps, seed=seed)
             dt = time.time() - t
-            rows.append((seed, f"EMNS {preset} {a.mode}", 347, mse(s, st, Xte, Yte), dt / a.steps * 1e3))
-        m = MLPRegressor((8, 4), max_iter=2000, random_state=seed)
+            rows.append((seed, f"EMNS {preset} {a.mode}", 347, mse(s, st, Xte, Yte, best=True), dt / a.steps * 1e3))
+        m = MLPRegressor(hidden_layer_sizes=(8, 4), max_iter=2000, random_state=seed)
         t = time.time()
         m.fit(Xtr, Ytr)
         rows.append((seed, "sklearn MLPRegressor (8,4) adam", 65, float(((m.predict(Xte) - Yte) ** 2).mean()),
@@ -113,10 +113,14 @@ def exp_continual(a):
             XAt, YAt = regression_data(200, 100 + seed, -2, 0, fa)
             s = EMNS(EMNSSpec((2, 8, 4, 1)), "select", mode=a.mode, resistance=cond)
             st = fit(s, XA, YA, a.steps, seed=seed)
-            a1 = mse(s, st, XAt, YAt)
+            a1 = mse(s, st, XAt, YAt, best=True)
+            # deploy the best genome of task A, then track the best of task B from there
+            st.arrays["values"] = st.arrays["best"].copy()
+            st.arrays["nmask"], st.arrays["cmask"] = st.arrays["best_nmask"].copy(), st.arrays["best_cmask"].copy()
+            st.scalars["best_perf"] = float("-inf")
             st = fit(s, XB, YB, a.steps, seed=seed, state=st)
-            a2 = mse(s, st, XAt, YAt)
-            b2 = mse(s, st, XB, YB)
+            a2 = mse(s, st, XAt, YAt, best=True)
+            b2 = mse(s, st, XB, YB, best=True)
             rows.append((cond, seed, a1, a2, a2 - a1, b2))
             res.setdefault(cond, []).append(a2 - a1)
     _table(f"Continual: task A (sin/cos on x1 < 0) then task B (0.5 x1 x2 - 0.5 on x1 > 0), {a.steps} steps each",

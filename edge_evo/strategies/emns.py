@@ -398,6 +398,7 @@ class EMNS(Strategy):
             dP = 0.0 if not np.isfinite(prev) else perf[0] - prev
             self._adapt_mu(sc, dP)
             cur = perf[0]
+            scored = (a["values"].copy(), a["nmask"].copy(), a["cmask"].copy())   # the genome perf[0] belongs to
             V, R = a["values"][None].copy(), a["resist"][None].copy()
             self._mutate(V, R, a["nmask"][None], a["cmask"][None], rng.keys(state.seed, gen, [0]), State(gen, state.seed, None, a, sc))
             a["values"], a["resist"] = V[0], R[0]
@@ -415,6 +416,7 @@ class EMNS(Strategy):
                     rng.bernoulli_threshold(p.keep_worse)
             else:
                 accepted = dP > 0
+            scored = None
             if accepted:
                 a["values"], a["resist"] = pop.values[i].copy(), pop.resist[i].copy()
                 a["nmask"], a["cmask"] = pop.nmask[i].copy(), pop.cmask[i].copy()
@@ -432,7 +434,9 @@ class EMNS(Strategy):
         if cur > sc["best_perf"] + 1e-12:
             sc["best_perf"] = float(cur)
             sc["stagnation"] = 0
-            a["best"], a["best_nmask"], a["best_cmask"] = a["values"].copy(), a["nmask"].copy(), a["cmask"].copy()
+            if scored is None:
+                scored = (a["values"].copy(), a["nmask"].copy(), a["cmask"].copy())
+            a["best"], a["best_nmask"], a["best_cmask"] = scored
         else:
             sc["stagnation"] = int(sc["stagnation"]) + 1
         if p.grow_patience and int(sc["stagnation"]) >= p.grow_patience and not grew:
