@@ -47,7 +47,7 @@ def parse(argv=None):
     ap.add_argument("--init-scale", type=float, default=None)
     ap.add_argument("--batch", type=int, default=500, help="training images per generation (shared by all)")
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--w-frac", type=int, default=6, help="int8 weight fraction bits (Q format)")
+    ap.add_argument("--w-frac", type=int, default=7, help="int8 weight fraction bits (Q format)")
     ap.add_argument("--b-frac", type=int, default=None, help="int8 bias fraction bits (default = w-frac)")
     ap.add_argument("--generations", type=int, default=10**9)
     ap.add_argument("--minutes", type=float, default=15.0)
@@ -131,7 +131,7 @@ def run_evosax(a, prob):
     es = Open_ES(population_size=P, solution=jnp.zeros(n))
     params = es.default_params
     key = jax.random.key(a.seed)
-    state = es.init(key, jnp.zeros(n) + 0.0, params)
+    state = es.init(key, jnp.zeros(n), params)   # evosax minimises: fitness = loss
     pop_loss = jax.jit(jax.vmap(loss, in_axes=(0, None, None)))
     acc = jax.jit(lambda p: jnp.mean(jnp.argmax(logits(p, Xt), 1) == yt))
     ask, tell = jax.jit(es.ask), jax.jit(es.tell)
@@ -161,7 +161,10 @@ def main(argv=None):
     prob = ClassificationProblem(Xtr, ytr, Xte, yte, n_classes=10, batch_size=a.batch)
     run_openes(a, prob)
     if a.evosax:
-        run_evosax(a, prob)
+        try:
+            run_evosax(a, prob)
+        except Exception as e:  # the evosax API changed between releases; the comparison is optional
+            print(f"# evosax side-by-side failed ({type(e).__name__}: {e}); written for evosax 0.2/0.3")
     print(f"# load at end {os.getloadavg()[0]:.2f}")
 
 

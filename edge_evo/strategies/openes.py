@@ -14,7 +14,9 @@ the paper's preset is ``lr = 1``. Perturbations are never stored: pair ``k`` of 
 draws ``eps_k[j]`` from ``u32(key(seed, g, k), j)`` (``j`` = flat genome index); ``tell``
 regenerates exactly the numbers ``ask`` used.
 
-Float32 mode: ``theta`` float32; ``eps = sigma * gauss(h) / 147.8006`` (Irwin-Hall, ~N(0, 1)).
+Float32 mode: ``theta`` float32; ``eps = sigma * gauss(h) / 147.8006`` (Irwin-Hall, ~N(0, 1));
+the shaping weights are the integer table below divided by 2^16 (the float reference uses exact
+floats; the difference is < 2^-16 per weight).
 
 Int8 mode (every step integer, so a C twin matches bit for bit). Per tensor with ``frac`` =
 ``w_frac`` (weights) or ``b_frac`` (biases); ``F = MEAN_FRAC = 8`` extra fraction bits::
@@ -227,8 +229,10 @@ class OpenES(Strategy):
     Params = OpenESParams
     presets = {
         "paper": OpenESParams(population=512, sigma=0.01, lr=1.0, momentum=0.9, shaping="rank5"),
-        # tuned on MNIST 784-64-10 int8 (benchmarks/bench_openes_mnist.py)
-        "mnist": OpenESParams(population=200, sigma=0.03, lr=1.0, momentum=0.9, shaping="rank5"),
+        # tuned on MNIST 784-64-10 int8, w_frac=7, 500-image batches: 93.97 % test in 15 min on 2 loaded cores
+        # (benchmarks/bench_openes_mnist.py)
+        "mnist": OpenESParams(population=200, sigma=0.03, lr=0.25, momentum=0.9, shaping="rank5",
+                              lr_decay=0.9993, lr_min=0.04),
     }
     prediction = "argmax"
     score = "xent"
