@@ -191,8 +191,9 @@ def _env(**kw):
     return env
 
 
+@pytest.mark.slow
 def test_sigkill_ten_times_then_resume_matches_uninterrupted(spec, tmp_path):
-    X, y = make_stream(6000, seed=2)
+    X, y = make_stream(4000, seed=2)
     src = tmp_path / "s.csv"
     write_csv(src, X, y)
     c = cfg(population=2, window=8)
@@ -201,20 +202,23 @@ def test_sigkill_ten_times_then_resume_matches_uninterrupted(spec, tmp_path):
     ref = OnlineAdapter(MLPSpec((8, 8, 3)), None, c)
     ref.run(open(src).read().splitlines())
     seen = []
+    js = tmp_path / "run" / "checkpoint.json"
     for i in range(10):
+        before = js.stat().st_mtime_ns if js.exists() else 0
         p = subprocess.Popen(_cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.0 + 0.07 * i)
+        deadline = time.time() + 60          # kill only once this run has committed a new checkpoint
+        while time.time() < deadline and p.poll() is None and (not js.exists() or js.stat().st_mtime_ns == before):
+            time.sleep(0.01)
+        time.sleep(0.013 * i)                # then at a varying instant, often mid-write
         p.send_signal(signal.SIGKILL)
         p.wait()
-        ck = tmp_path / "run" / "checkpoint"
-        if ck.with_name("checkpoint.json").exists():
-            a, extra = OnlineAdapter.load(ck)            # every checkpoint left by a kill loads
-            seen.append(a.counters["seen"])
-    assert len(seen) >= 5 and seen == sorted(seen)
+        a, extra = OnlineAdapter.load(tmp_path / "run" / "checkpoint")   # every checkpoint left loads
+        seen.append(a.counters["seen"])
+    assert seen == sorted(seen) and seen[-1] > seen[0], seen
     done = subprocess.run(_cli(*args), env=_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     a, extra = OnlineAdapter.load(tmp_path / "run" / "checkpoint")
-    assert a.counters["seen"] == 6000 and a.state_hash() == ref.state_hash()
+    assert a.counters["seen"] == 4000 and a.state_hash() == ref.state_hash()
 
 
 def test_sigterm_writes_final_checkpoint(tmp_path):
@@ -290,6 +294,7 @@ def test_udp_source_and_sink():
 
 
 # ------------------------------------------------------------------------- portability
+@pytest.mark.slow
 def test_numba_disabled_gives_identical_hash(tmp_path):
     """NUMBA_DISABLE_JIT=1 (pure Python kernels, e.g. a board without LLVM) -> same bits."""
     X, y = make_stream(40)
