@@ -48,7 +48,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     spec = MLPSpec((784, a.hidden, 10))
-    s = GENREG(spec, "readme", mode=a.mode, population_size=a.popsize)
+    s = GENREG(spec, "readme", mode=a.mode, population=a.popsize)
     st = s.init(0)
     pop = st.population
     p = s.params

@@ -78,7 +78,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     prob = get_task("mnist", path=data_path(a), download=False, samples_per_class=a.samples_per_class)
     spec = MLPSpec(prob.spec_dims(a.hidden))
-    s = GENREG(spec, "readme", mode=a.mode, population_size=a.popsize, samples_per_class=a.samples_per_class)
+    s = GENREG(spec, "readme", mode=a.mode, population=a.popsize, samples_per_class=a.samples_per_class)
     B = prob.n_classes * a.samples_per_class
     engine = resolve_engine(a.engine, a.popsize, B) if a.mode == "int8" else a.engine
     try:

@@ -128,7 +128,7 @@ def run_evosax(a, prob):
 
     n = H * n_in + H + n_out * H + n_out
     P = a.popsize or 200
-    es = Open_ES(population_size=P, solution=jnp.zeros(n))
+    es = Open_ES(population=P, solution=jnp.zeros(n))
     params = es.default_params
     key = jax.random.key(a.seed)
     state = es.init(key, jnp.zeros(n), params)   # evosax minimises: fitness = loss

@@ -42,7 +42,7 @@ def synthetic_data(n_per_class=12, seed=3):
 
 
 def strategies():
-    genreg = get_strategy("genreg")(SPEC, mode="int8", population_size=24, survival=0.25,
+    genreg = get_strategy("genreg")(SPEC, mode="int8", population=24, survival=0.25,
                                     samples_per_class=PER_CLASS)
     openes = get_strategy("openes")(SPEC, mode="int8", population=16, sigma=0.05, lr=0.5, momentum=0.9,
                                     sigma_decay=0.99, sigma_min=0.02, lr_decay=0.98, lr_min=0.1)
@@ -62,7 +62,7 @@ def case():
         model_c(SPEC, "ed"),
         f"#define ED_N {len(y)}u", f"#define ED_SEED {SEED}u", f"#define ED_GENS {GENS}u",
         f"#define ED_PER_CLASS {PER_CLASS}u", f"#define ED_GENREG_B {B}u", f"#define ED_OPENES_B {OPENES_B}u",
-        f"#define ED_GENREG_P {genreg.params.population_size}u", f"#define ED_GENREG_K {genreg.params.n_survivors()}u",
+        f"#define ED_GENREG_P {genreg.params.population}u", f"#define ED_GENREG_K {genreg.params.n_survivors()}u",
         f"#define ED_OPENES_P {openes.params.population}u",
         f"#define ED_GENREG_CFG {genreg_cfg_c(genreg, SEED, B)}",
         f"#define ED_OPENES_CFG {openes_cfg_c(openes, SEED)}",

@@ -76,7 +76,7 @@ def test_deterministic_and_resume_exact(mode):
 
 
 def test_population_of_one():
-    ga = GA(SPEC, mode="int8", population_size=1, n_elite=0)
+    ga = GA(SPEC, mode="int8", population=1, n_elite=0)
     st = run(ga, ga.init(0), 3)
     assert st.population.size == 1 and st.generation == 3
 
@@ -91,13 +91,13 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match="shape"):
         ga.tell(st, st.population, np.zeros((3, 2)))
     with pytest.raises(ValueError, match="NaN"):
-        ga.tell(st, st.population, np.full((ga.params.population_size, 2), np.nan))
+        ga.tell(st, st.population, np.full((ga.params.population, 2), np.nan))
 
 
 def test_reference_twin_behaves_alike():
     rng = np.random.default_rng(0)
     p = GAParams()
-    pop = ga_ref.init(rng, 2, p.population_size, p.init_w)
+    pop = ga_ref.init(rng, 2, p.population, p.init_w)
     Xr = X[:, 0]
     for _ in range(30):
         fit = ga_ref.linear_fitness(pop, Xr, Y)

@@ -59,7 +59,7 @@ def test_registered_and_preset():
     assert get_strategy("genreg") is GENREG
     s = GENREG(MLPSpec((784, 64, 10)), "readme")
     p = s.params
-    assert (p.population_size, p.child_mutation_rate, p.mutation_scale, p.survival, p.trust_inheritance,
+    assert (p.population, p.child_mutation_rate, p.mutation_scale, p.survival, p.trust_inheritance,
             p.correct_reward, p.wrong_penalty, p.trust_decay, p.samples_per_class) == \
         (200, 0.07, 0.1, 0.2, 0.03, 10.0, -1.5, 0.999, 20)
     assert (p.q_decay(), p.q_reward(), p.q_penalty(), p.q_inherit()) == (131, 2560, -384, 983)
@@ -67,11 +67,11 @@ def test_registered_and_preset():
 
 
 def test_init_ranges():
-    s = GENREG(SPEC, mode="float32", population_size=20)
+    s = GENREG(SPEC, mode="float32", population=20)
     pop = s.init(0).population
     assert np.abs(pop.tensors["W1"]).max() <= 0.5 and np.abs(pop.tensors["W1"]).max() > 0.45
     assert np.abs(pop.tensors["b1"]).max() <= 0.1
-    q = GENREG(SPEC, mode="int8", population_size=20).init(0).population
+    q = GENREG(SPEC, mode="int8", population=20).init(0).population
     assert np.abs(q.tensors["W1"]).max() == 32 and np.abs(q.tensors["b2"]).max() <= 7   # 0.5, 0.1 in Q6
 
 
@@ -97,14 +97,14 @@ def test_trust_arithmetic_hand_computed():
 
 
 def test_selection_survivors_and_weights():
-    s = GENREG(SPEC, mode="int8", population_size=10)
+    s = GENREG(SPEC, mode="int8", population=10)
     trust = np.array([5, 900, 40, 900, 700, -3, 0, 1, 2, 3], dtype=np.int32)   # 2 survivors: rows 1, 3
     pa, pb, surv = s.select_parents(trust, 4000, 0, 0)
     assert surv.tolist() == [1, 3]
     assert set(pa) | set(pb) <= {1, 3}
     # equal trust -> weights 256 each -> ~50 % each
     assert abs(np.mean(np.concatenate([pa, pb]) == 1) - 0.5) < 0.03
-    s5 = GENREG(SPEC, mode="int8", population_size=5, survival=0.4)
+    s5 = GENREG(SPEC, mode="int8", population=5, survival=0.4)
     pa, pb, surv = s5.select_parents(np.array([0, 256, 512, 0, 0], dtype=np.int32), 20000, 0, 0)
     # survivors [2, 1], weights 256 + 256 : 256 -> 2/3 : 1/3
     assert surv.tolist() == [2, 1]
@@ -113,7 +113,7 @@ def test_selection_survivors_and_weights():
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
 def test_deterministic_and_resume_exact(mode):
-    s = GENREG(SPEC, mode=mode, population_size=16, samples_per_class=5)
+    s = GENREG(SPEC, mode=mode, population=16, samples_per_class=5)
     a = run(s, s.init(3), 4)
     b = run(s, s.init(3), 4)
     for k in a.arrays:
@@ -130,7 +130,7 @@ def test_deterministic_and_resume_exact(mode):
 
 
 def test_whole_population_replaced_and_child_trust_inherited():
-    s = GENREG(SPEC, mode="int8", population_size=12, samples_per_class=5)
+    s = GENREG(SPEC, mode="int8", population=12, samples_per_class=5)
     st = s.init(0)
     scores = np.zeros((12, 20), dtype=np.int8)
     scores[5] = 1                                              # one clear winner
@@ -145,13 +145,13 @@ def test_whole_population_replaced_and_child_trust_inherited():
 
 
 def test_population_of_one():
-    s = GENREG(SPEC, mode="int8", population_size=1, samples_per_class=3)
+    s = GENREG(SPEC, mode="int8", population=1, samples_per_class=3)
     st = run(s, s.init(0), 3)
     assert st.population.size == 1 and st.generation == 3
 
 
 def test_bad_scores():
-    s = GENREG(SPEC, mode="int8", population_size=4)
+    s = GENREG(SPEC, mode="int8", population=4)
     st = s.init(0)
     with pytest.raises(ValueError, match="correctness"):
         s.tell(st, st.population, np.full((4, 3), -0.5))
@@ -163,7 +163,7 @@ def test_bad_scores():
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
 def test_learns_synthetic_task(mode):
-    s = GENREG(SPEC, mode=mode, population_size=50, samples_per_class=20)
+    s = GENREG(SPEC, mode=mode, population=50, samples_per_class=20)
     st = s.init(0)
     acc0 = best_accuracy(st)
     st = run(s, st, 50)
@@ -172,9 +172,9 @@ def test_learns_synthetic_task(mode):
 
 def test_reference_twin_behaves_alike():
     rng = np.random.default_rng(0)
-    p = GenregParams(population_size=50, samples_per_class=20)
-    pop = genreg_ref.init(rng, SPEC.dims, p.population_size)
-    trust = np.zeros(p.population_size)
+    p = GenregParams(population=50, samples_per_class=20)
+    pop = genreg_ref.init(rng, SPEC.dims, p.population)
+    trust = np.zeros(p.population)
     for _ in range(50):
         idx = np.concatenate([rng.choice(np.flatnonzero(YTR == c), 20) for c in rng.permutation(C)])
         trust = np.array([genreg_ref.trust_after(t, genreg_ref.sampled_correct(rng, g, XTR[idx], YTR[idx]))
@@ -192,7 +192,7 @@ def test_with_classification_problem():
     tasks = pytest.importorskip("edge_evo.tasks")
     prob = tasks.ClassificationProblem(XTR.astype(np.float32), YTR, XTE.astype(np.float32), YTE, n_classes=C,
                                        samples_per_class=20)
-    s = GENREG(SPEC, mode="int8", population_size=50, samples_per_class=20)
+    s = GENREG(SPEC, mode="int8", population=50, samples_per_class=20)
     st = s.init(0)
     for _ in range(50):
         pop = s.ask(st)

@@ -309,7 +309,7 @@ def test_resume_bit_exact_real_strategy(tmp_path, name):
         cls = get_strategy(name)
     except ValueError:
         pytest.skip(f"strategy {name} not available yet")
-    small = {f.name: v for f, v in ((f, {"pop_size": 8, "population": 8, "population_size": 8}.get(f.name))
+    small = {f.name: v for f, v in ((f, {"pop_size": 8, "population": 8, "population": 8}.get(f.name))
                                      for f in dataclasses.fields(cls.Params)) if v is not None}
     task = {"name": "linear", "n": 16} if cls.score == "neg_mse" else {"name": "digits", "samples_per_class": 2}
     raw = lambda g: {"run": {"strategy": name, "seed": 3, "generations": g, "checkpoint_every": 4, "eval_every": 4,

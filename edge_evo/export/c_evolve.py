@@ -68,7 +68,7 @@ def genreg_cfg_c(strategy, seed: int, batch: int) -> str:
     thr = rng.bernoulli_threshold(p.child_mutation_rate)
     mw = rng.gauss_multiplier(p.mutation_scale * 2.0 ** spec.w_frac)
     mb = rng.gauss_multiplier(p.mutation_scale * 2.0 ** spec.b_frac)
-    return (f"{{{int(seed)}u, {p.population_size}u, {p.n_survivors()}u, {int(batch)}u, {thr}u, {mw}, {mb}, "
+    return (f"{{{int(seed)}u, {p.population}u, {p.n_survivors()}u, {int(batch)}u, {thr}u, {mw}, {mb}, "
             f"{p.q_decay()}, {p.q_reward()}, {p.q_penalty()}, {p.q_inherit()}, {float(p.init_w)!r}, "
             f"{float(p.init_b)!r}}}")
 

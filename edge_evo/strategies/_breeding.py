@@ -15,7 +15,7 @@ from .base import PURPOSE_INIT
 def init_population(spec: MLPSpec, size: int, seed: int, mode: str, w_range: float, b_range: float) -> Population:
     """W ~ U(-w_range, w_range), b ~ U(-b_range, b_range); int8 mode quantizes to each tensor's Q format."""
     if size < 1:
-        raise ValueError(f"population_size must be >= 1, got {size}")
+        raise ValueError(f"population must be >= 1, got {size}")
     off = spec.offsets()
     tensors = {}
     for name, shape in spec.tensors():

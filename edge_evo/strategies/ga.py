@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class GAParams:
     """Truncation GA hyper-parameters (defaults: the EMNN regression demo)."""
-    population_size: int = 50
+    population: int = 50
     elite_fraction: float = 0.2     # share of the population that may parent children (top-k)
     n_elite: int = 2                # copied unchanged into the next generation
     mutation_rate: float = 1.0
@@ -41,19 +41,19 @@ class GAParams:
     init_b: float = 1.0
 
     def __post_init__(self):
-        if self.population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
+        if self.population < 1:
+            raise ValueError(f"population must be >= 1, got {self.population}")
         if not 0.0 < self.elite_fraction <= 1.0:
             raise ValueError(f"elite_fraction must be in (0, 1], got {self.elite_fraction}")
-        if not 0 <= self.n_elite <= self.population_size:
-            raise ValueError(f"n_elite must be in [0, population_size], got {self.n_elite}")
+        if not 0 <= self.n_elite <= self.population:
+            raise ValueError(f"n_elite must be in [0, population], got {self.n_elite}")
         if not 0.0 <= self.mutation_rate <= 1.0:
             raise ValueError(f"mutation_rate must be in [0, 1], got {self.mutation_rate}")
         if self.mutation_sigma < 0 or self.init_w < 0 or self.init_b < 0:
             raise ValueError("mutation_sigma, init_w and init_b must be >= 0")
 
     def top_k(self) -> int:
-        return min(self.population_size, max(1, int(round(self.elite_fraction * self.population_size))))
+        return min(self.population, max(1, int(round(self.elite_fraction * self.population))))
 
 
 @register
@@ -61,15 +61,15 @@ class GA(Strategy):
     name = "ga"
     Params = GAParams
     presets = {"emnn": GAParams(),
-               "classify": GAParams(population_size=200, elite_fraction=0.2, n_elite=2, mutation_rate=0.07,
+               "classify": GAParams(population=200, elite_fraction=0.2, n_elite=2, mutation_rate=0.07,
                                     mutation_sigma=0.1, init_w=0.5, init_b=0.1)}
     prediction = "argmax"
     score = "neg_mse"
 
     def init(self, seed: int) -> State:
         p = self.params
-        pop = init_population(self.spec, p.population_size, seed, self.mode, p.init_w, p.init_b)
-        arrays = {"fitness": np.full(p.population_size, -np.inf),
+        pop = init_population(self.spec, p.population, seed, self.mode, p.init_w, p.init_b)
+        arrays = {"fitness": np.full(p.population, -np.inf),
                   "best": pop.genome(0),
                   "best_fitness": np.asarray(-np.inf)}
         return State(0, int(seed), pop, arrays)

@@ -52,7 +52,7 @@ INHERIT_SHIFT = 15
 @dataclass(frozen=True)
 class GenregParams:
     """GENREG hyper-parameters (defaults: the public MNIST run)."""
-    population_size: int = 200
+    population: int = 200
     child_mutation_rate: float = 0.07
     mutation_scale: float = 0.1
     survival: float = 0.2
@@ -65,8 +65,8 @@ class GenregParams:
     samples_per_class: int = 20     # for the problem: images per class per generation
 
     def __post_init__(self):
-        if self.population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
+        if self.population < 1:
+            raise ValueError(f"population must be >= 1, got {self.population}")
         for name in ("child_mutation_rate", "survival", "trust_inheritance", "trust_decay"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -83,7 +83,7 @@ class GenregParams:
             raise ValueError("samples_per_class must be >= 1")
 
     def n_survivors(self) -> int:
-        return max(1, int(self.survival * self.population_size))
+        return max(1, int(self.survival * self.population))
 
     # Q constants of the integer mode
     def q_decay(self) -> int:
@@ -133,7 +133,7 @@ def child_trust_q8(ta, tb, q_inherit: int) -> np.ndarray:
 class GENREG(Strategy):
     name = "genreg"
     Params = GenregParams
-    presets = {"readme": GenregParams(population_size=200, child_mutation_rate=0.07, mutation_scale=0.1,
+    presets = {"readme": GenregParams(population=200, child_mutation_rate=0.07, mutation_scale=0.1,
                                       survival=0.2, trust_inheritance=0.03, correct_reward=10.0,
                                       wrong_penalty=-1.5, trust_decay=0.999, samples_per_class=20)}
     prediction = "sample"
@@ -146,8 +146,8 @@ class GENREG(Strategy):
     # ------------------------------------------------------------ interface
     def init(self, seed: int) -> State:
         p = self.params
-        pop = init_population(self.spec, p.population_size, seed, self.mode, p.init_w, p.init_b)
-        arrays = {"trust": np.zeros(p.population_size, dtype=self.trust_dtype),
+        pop = init_population(self.spec, p.population, seed, self.mode, p.init_w, p.init_b)
+        arrays = {"trust": np.zeros(p.population, dtype=self.trust_dtype),
                   "best": pop.genome(0),
                   "best_trust": np.zeros((), dtype=self.trust_dtype)}
         return State(0, int(seed), pop, arrays)
@@ -189,7 +189,7 @@ class GENREG(Strategy):
             raise ValueError(f"state trust has {trust0.shape[0]} entries for a population of {pop.size}")
         p, g, seed = self.params, state.generation, state.seed
         trust = self.evaluate_trust(trust0, s == 1)
-        pa, pb, survivors = self.select_parents(trust, p.population_size, seed, g)
+        pa, pb, survivors = self.select_parents(trust, p.population, seed, g)
         if self.mode == "int8":
             child_trust = child_trust_q8(trust[pa], trust[pb], p.q_inherit())
         else:

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     Xtr, ytr, Xte, yte = X[:N_TRAIN], y[:N_TRAIN], X[TEST], y[TEST]
     spec = MLPSpec((64, args.hidden, 10))
     per_class, openes_b = 5, 64
-    genreg = get_strategy("genreg")(spec, mode="int8", population_size=64, survival=0.25,
+    genreg = get_strategy("genreg")(spec, mode="int8", population=64, survival=0.25,
                                     samples_per_class=per_class)
     openes = get_strategy("openes")(spec, mode="int8", population=32, sigma=0.05, lr=0.5, momentum=0.9)
     B = 10 * per_class
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         f"#define EX_REPORT_EVERY {args.report}u", f"#define EX_SEED {args.seed}u",
         f"#define EX_N_TRAIN {len(ytr)}u", f"#define EX_N_TEST {len(yte)}u",
         f"#define EX_PER_CLASS {per_class}u", f"#define EX_GENREG_B {B}u", f"#define EX_OPENES_B {openes_b}u",
-        f"#define EX_GENREG_P {genreg.params.population_size}u", f"#define EX_GENREG_K {genreg.params.n_survivors()}u",
+        f"#define EX_GENREG_P {genreg.params.population}u", f"#define EX_GENREG_K {genreg.params.n_survivors()}u",
         f"#define EX_OPENES_P {openes.params.population}u",
         f"#define EX_GENREG_CFG {genreg_cfg_c(genreg, args.seed, B)}",
         f"#define EX_OPENES_CFG {openes_cfg_c(openes, args.seed)}",
