@@ -9,7 +9,6 @@ Y = 2X + 3 -> Y = -X + 1, soak (memory over time), kill -9 survival, per-sample 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
