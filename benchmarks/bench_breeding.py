@@ -14,7 +14,6 @@ import argparse
 import os
 import shlex
 import sys
-import time
 
 import numpy as np
 
@@ -23,19 +22,10 @@ sys.path.insert(0, ROOT)
 
 import numba  # noqa: E402
 
+from _timing import median_ms  # noqa: E402
 from edge_evo.models.mlp import MLPSpec  # noqa: E402
 from edge_evo.strategies._breeding import breed_population  # noqa: E402
 from edge_evo.strategies.genreg import GENREG  # noqa: E402
-
-
-def median_ms(fn, repeats):
-    fn()                                   # compile / warm caches
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts)), 1e3 * float(np.min(ts))
 
 
 def main(argv=None):

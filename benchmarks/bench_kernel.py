@@ -11,29 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from _timing import median_ms  # noqa: E402
 from edge_evo.fixedpoint.lut import LUT_FUNCTIONS  # noqa: E402
 from edge_evo.kernels import engines  # noqa: E402
 from edge_evo.models.mlp import MLPSpec, Population  # noqa: E402
 
 PEAK_INT8 = 522.0   # GMAC/s per core, AVX512-VNNI (performance.md)
 PEAK_F32 = 130.0    # GMAC/s per core
-
-
-def _median_ms(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts)), 1e3 * float(np.min(ts))
 
 
 def main(argv=None):
@@ -74,12 +64,12 @@ def main(argv=None):
         kw = {"threads": a.threads} if name in ("ort", "native") else {}
         run = lambda: fn(layers, X, shifts, lut, **kw)  # noqa: E731
         exact = bool(np.array_equal(run(), ref))
-        med, mn = _median_ms(run, a.repeats)
+        med, mn = median_ms(run, a.repeats)
         print(f"{name:<14}{med:>10.2f}{mn:>9.2f}{gmac / med * 1e3:>9.1f}"
               f"{100 * gmac / med * 1e3 / (PEAK_INT8 * cores):>12.1f}%{str(exact):>11}")
     fl = [(W.astype(np.float32) / 64, b.astype(np.float32) / 64) for W, b in layers]
     Xf = X.astype(np.float32) / 128
-    med, mn = _median_ms(lambda: engines.forward_float32(fl, Xf, LUT_FUNCTIONS[spec.activation]), a.repeats)
+    med, mn = median_ms(lambda: engines.forward_float32(fl, Xf, LUT_FUNCTIONS[spec.activation]), a.repeats)
     print(f"{'float32':<14}{med:>10.2f}{mn:>9.2f}{gmac / med * 1e3:>9.1f}"
           f"{100 * gmac / med * 1e3 / (PEAK_F32 * cores):>12.1f}% (of f32 peak)")
     print("peaks are the 2-vCPU Zen 5 figures of performance.md; a CPU without AVX512-VNNI cannot reach them")

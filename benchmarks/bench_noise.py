@@ -11,24 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from _timing import median_ms  # noqa: E402
 from edge_evo import rng  # noqa: E402
-
-
-def _median_ms(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts)), 1e3 * float(np.min(ts))
 
 
 def main(argv=None):
@@ -45,7 +35,7 @@ def main(argv=None):
     out = np.empty(N, np.int32)
     k = np.uint32(rng.py_key(1, 2, 3))
     m = np.int32(rng.gauss_multiplier(8.0))
-    rows.append(("rng.fill_gauss_scaled (int32)", _median_ms(lambda: rng.fill_gauss_scaled(k, np.uint32(0), m, out),
+    rows.append(("rng.fill_gauss_scaled (int32)", median_ms(lambda: rng.fill_gauss_scaled(k, np.uint32(0), m, out),
                                                             a.repeats)))
     try:
         from edge_evo.kernels import operators
@@ -57,12 +47,12 @@ def main(argv=None):
         for p in (1.0, 0.1):
             t = rng.bernoulli_threshold(p)
             rows.append((f"operators.mutate_masked_int8 p={p}",
-                         _median_ms(lambda: fused(theta, 1, 2, 0, t, int(m), 7), a.repeats)))
+                         median_ms(lambda: fused(theta, 1, 2, 0, t, int(m), 7), a.repeats)))
     else:
         rows.append(("operators.mutate_masked_int8", None))
     g = np.random.default_rng(0)
     buf = np.empty(N, np.float32)
-    rows.append(("numpy standard_normal f32", _median_ms(lambda: g.standard_normal(dtype=np.float32, out=buf),
+    rows.append(("numpy standard_normal f32", median_ms(lambda: g.standard_normal(dtype=np.float32, out=buf),
                                                         max(3, a.repeats // 3))))
     print(f"{'kernel':<36}{'median ms':>10}{'min ms':>9}{'Mvalues/s':>11}")
     for name, r in rows:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -128,48 +127,28 @@ def _find_in(folder: Path, kind: str, names, verify: bool) -> dict[str, Path] | 
 
 # ------------------------------------------------------------------ download
 def download_file(url: str, dest: Path, md5: str | None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """Download ``url`` to ``dest`` atomically (temp file in the same folder, fsync, rename).
+    """Download ``url`` to ``dest`` atomically (edge_evo.io.atomic_write_bytes).
 
-    If ``md5`` is given and the bytes do not match, nothing is left at ``dest`` and ValueError is
-    raised. Network failures raise OSError (urllib.error.URLError) with the URL in the message.
+    If ``md5`` is given and the bytes do not match, nothing is written and ValueError is raised.
+    Network failures raise OSError (urllib.error.URLError) with the URL in the message.
     """
+    from ..io import atomic_write_bytes
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.md5()
     try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    for chunk in iter(lambda: resp.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError) as e:
-                raise OSError(f"download of {url} failed ({e}); check the network or pass "
-                              "path=/folder/with/the/files") from None
-            out.flush()
-            os.fsync(out.fileno())
-        if md5 is not None and h.hexdigest() != md5:
-            raise ValueError(f"{url}: downloaded md5 {h.hexdigest()} != expected {md5}; the mirror "
-                             "serves a different file: try another base_url")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            data = resp.read()          # IDX files are <= 26 MB: checked in memory, then written once
+    except (urllib.error.URLError, OSError) as e:
+        raise OSError(f"download of {url} failed ({e}); check the network or pass "
+                      "path=/folder/with/the/files") from None
+    digest = hashlib.md5(data).hexdigest()
+    if md5 is not None and digest != md5:
+        raise ValueError(f"{url}: downloaded md5 {digest} != expected {md5}; the mirror "
+                         "serves a different file: try another base_url")
+    atomic_write_bytes(dest, data)
     log.info("downloaded %s -> %s", url, dest)
     return dest
-
 
 def _download(kind: str, names, base_url: str | None) -> dict[str, Path]:
     folder = cache_dir(kind)
