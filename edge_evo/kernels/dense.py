@@ -22,47 +22,37 @@ def requant_sat8(acc, shift):
     return acc
 
 
+@njit(inline="always", cache=True)
+def neuron_acc(W, b, X, p, xp, n, o, bias_shift):
+    """W[p,o,:] . X[xp,n,:] + (b[p,o] << bias_shift) in int32: one neuron's accumulator."""
+    acc = np.int32(b[p, o]) << np.int32(bias_shift)
+    for j in range(W.shape[2]):
+        acc += np.int32(W[p, o, j]) * np.int32(X[xp, n, j])
+    return acc
+
+
 @njit(parallel=True, cache=True)
 def dense_hidden_int8(W, b, X, bias_shift, out_shift, lut, out):
     """out[p, n, o] = lut[sat8(rshift_round(W[p,o,:] . X[xp,n,:] + (b[p,o] << bias_shift), out_shift)) + 128].
 
     W int8 [P, O, I]; b int8 [P, O]; X int8 [1 or P, B, I]; out int8 [P, B, O].
     """
-    P, O, I = W.shape
-    B = X.shape[1]
+    P, O, _ = W.shape
     shared = X.shape[0] == 1
     for p in prange(P):
         xp = np.int64(0) if shared else np.int64(p)
-        for n in range(B):
+        for n in range(X.shape[1]):
             for o in range(O):
-                acc = np.int32(b[p, o]) << np.int32(bias_shift)
-                for j in range(I):
-                    acc += np.int32(W[p, o, j]) * np.int32(X[xp, n, j])
-                out[p, n, o] = lut[requant_sat8(acc, out_shift) + 128]
+                out[p, n, o] = lut[requant_sat8(neuron_acc(W, b, X, p, xp, n, o, bias_shift), out_shift) + 128]
 
 
 @njit(parallel=True, cache=True)
 def dense_output_int8(W, b, X, bias_shift, out):
     """out[p, n, o] = W[p,o,:] . X[xp,n,:] + (b[p,o] << bias_shift)   (int32 logits)."""
-    P, O, I = W.shape
-    B = X.shape[1]
+    P, O, _ = W.shape
     shared = X.shape[0] == 1
     for p in prange(P):
         xp = np.int64(0) if shared else np.int64(p)
-        for n in range(B):
+        for n in range(X.shape[1]):
             for o in range(O):
-                acc = np.int32(b[p, o]) << np.int32(bias_shift)
-                for j in range(I):
-                    acc += np.int32(W[p, o, j]) * np.int32(X[xp, n, j])
-                out[p, n, o] = acc
-
-
-@njit(parallel=True, cache=True)
-def bias_requant_lut(acc, b, bias_shift, out_shift, lut, out):
-    """Epilogue for GEMM engines: acc int32 [P, B, O] (products only) -> int8 hidden [P, B, O]."""
-    P, B, O = acc.shape
-    for p in prange(P):
-        for n in range(B):
-            for o in range(O):
-                a = np.int32(acc[p, n, o]) + (np.int32(b[p, o]) << np.int32(bias_shift))
-                out[p, n, o] = lut[requant_sat8(a, out_shift) + 128]
+                out[p, n, o] = neuron_acc(W, b, X, p, xp, n, o, bias_shift)
