@@ -303,6 +303,19 @@ int ee_openes_init(ee_openes_t *o, const ee_openes_cfg_t *cfg, const ee_mlp_t *m
     return 0;
 }
 
+int ee_openes_init_from(ee_openes_t *o, const ee_openes_cfg_t *cfg, const ee_mlp_t *model, void *mem,
+                        size_t mem_bytes, const int8_t *genome)
+{
+    size_t i;
+    if (genome == NULL || ee_openes_init(o, cfg, model, mem, mem_bytes) != 0) {
+        return -1;
+    }
+    for (i = 0; i < o->n; ++i) {
+        o->mean[i] = (int32_t)genome[i] * (1 << MEAN_FRAC);
+    }
+    return 0;
+}
+
 void ee_openes_offspring(const ee_openes_t *o, uint32_t individual, int8_t *out)
 {
     uint32_t kk = ee_key(o->cfg.seed, o->generation, individual >> 1);

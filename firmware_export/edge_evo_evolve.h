@@ -143,6 +143,10 @@ typedef int32_t (*ee_openes_fitness_fn)(void *ctx, const int8_t *genome, uint32_
 #define EE_OPENES_MEM_BYTES(P, n) (8u * (size_t)(n) + 4u * (size_t)(P) + 4u * ((size_t)(P) / 2u) + EE_ALIGN4(n))
 
 int ee_openes_init(ee_openes_t *o, const ee_openes_cfg_t *cfg, const ee_mlp_t *model, void *mem, size_t mem_bytes);
+/* As ee_openes_init, but the mean starts at a given int8 genome (mean = genome << 8, momentum 0): on-device
+ * adaptation of an imported / deployed model. The Python twin sets state.arrays['mean'] the same way. */
+int ee_openes_init_from(ee_openes_t *o, const ee_openes_cfg_t *cfg, const ee_mlp_t *model, void *mem,
+                        size_t mem_bytes, const int8_t *genome);
 /* Offspring i of this generation into out (2k: c + e_k, 2k+1: c - e_k). */
 void ee_openes_offspring(const ee_openes_t *o, uint32_t individual, int8_t *out);
 int ee_openes_step(ee_openes_t *o, ee_openes_fitness_fn fitness, void *ctx);
