@@ -232,6 +232,30 @@ SUBCOMMANDS["adapt"] = Subcommand("adapt", "keep adapting a model on a stream of
                                   _add_adapt_args, cmd_adapt)
 
 
+# ----------------------------------------------------------------------------- fit / targets
+def _add_fit_args(p):
+    from .fit import add_fit_arguments
+    add_fit_arguments(p)
+
+
+def cmd_fit(args) -> int:
+    from .fit import cli_fit
+    return cli_fit(args)
+
+
+SUBCOMMANDS["fit"] = Subcommand("fit", "check that a model (and on-device evolution) fits a device's flash and RAM",
+                                _add_fit_args, cmd_fit)
+
+
+def cmd_targets(args) -> int:
+    from .fit import cli_targets
+    return cli_targets(args)
+
+
+SUBCOMMANDS["targets"] = Subcommand("targets", "list device descriptions (memory, word size, FPU/DSP, toolchain, "
+                                    "emulator)", lambda p: None, cmd_targets)
+
+
 # ----------------------------------------------------------------------------- listings
 def _fmt(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
