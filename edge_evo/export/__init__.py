@@ -17,10 +17,11 @@ import numpy as np
 
 from .onnx_export import build_onnx, export_onnx, model_hash, spec_json, OPSET
 from .c_export import export_c
+from .nir_export import export_nir, check_nir_expressible
 
 log = logging.getLogger(__name__)
 
-EXPORTERS = {"onnx": export_onnx, "c": export_c}
+EXPORTERS = {"onnx": export_onnx, "c": export_c, "nir": export_nir}
 
 EXPORT_HELP = "export a saved model to ONNX (integer or float graph) or C (header + runtime), bit-exact with the kernels"
 
@@ -59,6 +60,8 @@ def export(model, path, to: str = "onnx", integer: bool | None = None, **options
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise ValueError(f"option(s) {bad} not supported by the {to!r} exporter; supported: {allowed}")
+    if to == "nir":
+        check_nir_expressible(model)
     spec, genome = resolve_model(model)
     return fn(spec, genome, path, integer=integer, **options)
 
