@@ -34,6 +34,7 @@ RUN_DEFAULTS = {
     "keep_checkpoints": 3,    # newest N periodic checkpoints kept; 0 keeps all
     "plots": True,            # PNG plots at the end (needs matplotlib)
     "out": "",                # run folder; "" -> runs/<task>-<strategy>-<time>
+    "init_model": "",         # saved model to start from (its spec replaces [model]); "" = random init
 }
 MODEL_DEFAULTS = {"hidden": [64], "activation": "tanh", "w_frac": 6, "b_frac": 6, "x_frac": 7, "z_frac": 5,
                   "h_frac": 7}
@@ -165,10 +166,26 @@ def build_problem(cfg: dict):
 
 def build_spec(cfg: dict, problem):
     from .models.mlp import MLPSpec
+    if cfg["run"].get("init_model"):
+        return load_init_model(cfg, problem).spec
     m = cfg["model"]
     dims = tuple(problem.spec_dims(list(m["hidden"])))
     return MLPSpec(dims, activation=m["activation"], w_frac=m["w_frac"], b_frac=m["b_frac"],
                    x_frac=m["x_frac"], z_frac=m["z_frac"], h_frac=m["h_frac"])
+
+
+def load_init_model(cfg: dict, problem):
+    """The model named by ``run.init_model``, checked against the task and the run's mode."""
+    from .io import load_model
+    model = load_model(cfg["run"]["init_model"])
+    want = problem.spec_dims([])
+    if (model.spec.dims[0], model.spec.dims[-1]) != (want[0], want[-1]):
+        raise ValueError(f"run.init_model {cfg['run']['init_model']} is {'-'.join(map(str, model.spec.dims))} "
+                         f"but task {cfg['task']['name']!r} needs {want[0]} inputs and {want[-1]} outputs")
+    if model.mode != cfg["run"]["mode"]:
+        raise ValueError(f"run.init_model is a {model.mode} model but run.mode is {cfg['run']['mode']!r}: "
+                         f"set run.mode = \"{model.mode}\"")
+    return model
 
 
 def build_strategy(cfg: dict, spec):

@@ -123,7 +123,11 @@ class Run:
         atomic_write_text(run.run_dir / CONFIG_FILE, _config.dumps_toml(
             resolved, header="edge_evo run config (resolved: every default and strategy parameter)"))
         atomic_write_text(run.run_dir / METRICS_FILE, "")
-        run.state = run.strategy.init(run.seed)
+        if cfg["run"].get("init_model"):
+            model = _config.load_init_model(cfg, run.problem)
+            run.state = run.strategy.init_from(run.seed, model.genome)
+        else:
+            run.state = run.strategy.init(run.seed)
         return run
 
     @classmethod

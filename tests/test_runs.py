@@ -324,3 +324,25 @@ def test_resume_bit_exact_real_strategy(tmp_path, name):
     for k in a1:
         assert a1[k].tobytes() == a2[k].tobytes(), k
     assert p1.tobytes() == p2.tobytes()
+
+
+def test_run_starts_from_a_saved_model(tmp_path):
+    """run.init_model: the first population is seeded with a saved genome (GENREG keeps it as
+    individual 0), and a mismatched mode is refused with a one-line error."""
+    import numpy as np
+    from edge_evo.config import load_config, validate
+    from edge_evo.io import save_model
+    from edge_evo.models.mlp import MLPSpec
+    from edge_evo.runs import Run
+    from edge_evo.tasks import get_task
+
+    spec = MLPSpec(get_task("digits").spec_dims((8,)))
+    genome = np.random.default_rng(0).integers(-40, 41, spec.n_params).astype(np.int8)
+    save_model(tmp_path / "m", spec, genome, "int8")
+    cfg = validate({"run": {"strategy": "genreg", "generations": 1, "init_model": str(tmp_path / "m"),
+                            "plots": False}, "strategy": {"population": 6}})
+    run = Run.create(cfg, tmp_path / "run", progress=False)
+    assert np.array_equal(run.state.population.genome(0), genome)
+    cfg["run"]["mode"] = "float32"
+    with pytest.raises(ValueError, match="run.mode"):
+        Run.create(cfg, tmp_path / "run2", progress=False)

@@ -25,6 +25,19 @@ def init_population(spec: MLPSpec, size: int, seed: int, mode: str, w_range: flo
     return Population(spec, tensors)
 
 
+def seeded_population(spec: MLPSpec, genome: np.ndarray, size: int, seed: int, rate: float, sigma: float,
+                      mode: str) -> Population:
+    """Individual 0 = ``genome``; the others are its mutants (the strategy's own mutation), drawn
+    from a seed derived from ``seed`` so their streams never coincide with a generation's."""
+    from ..rng import py_key
+    base = Population.from_flat(spec, genome[None, :])
+    zeros = np.zeros(size, dtype=np.int64)
+    pop = breed_population(base, zeros, zeros, py_key(seed, 0, PURPOSE_INIT), 0, rate, sigma, mode)
+    for name in pop.tensors:
+        pop.tensors[name][0] = base.tensors[name][0]
+    return pop
+
+
 def breed_population(pop: Population, parent_a, parent_b, seed: int, generation: int,
                      rate: float, sigma: float, mode: str) -> Population:
     """Children i = mutate(uniform_crossover(pop[a_i], pop[b_i])); sigma in real units

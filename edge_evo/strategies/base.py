@@ -91,6 +91,21 @@ class Strategy(ABC):
     @abstractmethod
     def init(self, seed: int) -> State: ...
 
+    def init_from(self, seed: int, genome: np.ndarray) -> State:
+        """Start from a given genome (an imported model, an earlier run's model) instead of a
+        random initialisation. The genome is flat, canonical order, of this strategy's mode dtype."""
+        g = np.asarray(genome)
+        if g.shape != (self.spec.n_params,):
+            raise ValueError(f"{self.name}: genome has shape {g.shape}, the model {self.spec.dims} needs "
+                             f"({self.spec.n_params},)")
+        if g.dtype != self.dtype:
+            raise TypeError(f"{self.name}: genome dtype {g.dtype} does not match mode {self.mode!r}: "
+                            "quantize it first (edge-evo import) or pick the matching mode")
+        return self._seed_state(self.init(seed), g)
+
+    def _seed_state(self, state: State, genome: np.ndarray) -> State:
+        raise NotImplementedError(f"{self.name} cannot start from a given genome yet")
+
     @abstractmethod
     def ask(self, state: State) -> Population: ...
 

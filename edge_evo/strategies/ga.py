@@ -23,7 +23,7 @@ import numpy as np
 from ..kernels.operators import topk, uniform_select
 from ..models.mlp import MLPSpec, Population
 from . import register
-from ._breeding import init_population, breed_population, check_scores, check_population
+from ._breeding import init_population, breed_population, seeded_population, check_scores, check_population
 from .base import Strategy, State, PURPOSE_SELECT
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,13 @@ class GA(Strategy):
                   "best": pop.genome(0),
                   "best_fitness": np.asarray(-np.inf)}
         return State(0, int(seed), pop, arrays)
+
+    def _seed_state(self, state: State, genome: np.ndarray) -> State:
+        p = self.params
+        state.population = seeded_population(self.spec, genome, p.population, state.seed,
+                                             p.mutation_rate, p.mutation_sigma, self.mode)
+        state.arrays["best"] = genome.copy()
+        return state
 
     def ask(self, state: State) -> Population:
         return state.population

@@ -39,7 +39,7 @@ from numba import njit, prange
 from ..kernels.operators import topk, weighted_select
 from ..models.mlp import MLPSpec, Population
 from . import register
-from ._breeding import init_population, breed_population, check_scores, check_population
+from ._breeding import init_population, breed_population, seeded_population, check_scores, check_population
 from .base import Strategy, State, PURPOSE_SELECT
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,13 @@ class GENREG(Strategy):
                   "best": pop.genome(0),
                   "best_trust": np.zeros((), dtype=self.trust_dtype)}
         return State(0, int(seed), pop, arrays)
+
+    def _seed_state(self, state: State, genome: np.ndarray) -> State:
+        p = self.params
+        state.population = seeded_population(self.spec, genome, p.population, state.seed,
+                                             p.child_mutation_rate, p.mutation_scale, self.mode)
+        state.arrays["best"] = genome.copy()
+        return state
 
     def ask(self, state: State) -> Population:
         return state.population

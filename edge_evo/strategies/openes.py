@@ -285,6 +285,14 @@ class OpenES(Strategy):
         st.arrays["best"] = self._best(st)
         return st
 
+    def _seed_state(self, state: State, genome: np.ndarray) -> State:
+        if self.mode == "int8":   # the mean keeps MEAN_FRAC extra fraction bits
+            state.arrays["mean"] = genome.astype(np.int32) << MEAN_FRAC
+        else:
+            state.arrays["mean"] = genome.astype(np.float32).copy()
+        state.arrays["best"] = self._best(state)
+        return state
+
     def _best(self, state: State) -> np.ndarray:
         mean = state.arrays["mean"]
         if self.mode == "int8":
