@@ -52,7 +52,7 @@ def parse(argv=None):
     ap.add_argument("--generations", type=int, default=10**9)
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--engine", default="blas")
+    ap.add_argument("--engine", default="auto", help="int8 engine (all bit-identical; auto = fastest here)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--evosax", action="store_true", help="also run evosax Open_ES (float, JAX) if installed")
     return ap.parse_args(argv)
