@@ -23,7 +23,7 @@ import logging
 
 import numpy as np
 
-from ..models.snn import AffineLayer, IFLayer, SpikingNet
+from ..models.snn import AffineLayer, SpikingNet
 
 log = logging.getLogger(__name__)
 
