@@ -53,7 +53,8 @@ static void run_forward(void)
     }
 }
 
-static int run_select(const ee_emns_cfg_t *cfg, uint32_t batch, uint32_t steps)
+static int run_select(const ee_emns_cfg_t *cfg, const int16_t *values0, const uint8_t *resist0, uint32_t batch,
+                      uint32_t steps)
 {
     static ee_emns_t e;
     ee_emns_data_t d;
@@ -67,7 +68,7 @@ static int run_select(const ee_emns_cfg_t *cfg, uint32_t batch, uint32_t steps)
     d.seed = cfg->seed;
     d.y = y;
     d.scratch = scratch;
-    if (ee_emns_init(&e, cfg, &model, em_values0, em_resist0, mem, sizeof mem) != 0) {
+    if (ee_emns_init(&e, cfg, &model, values0, resist0, mem, sizeof mem) != 0) {
         return 1;
     }
     for (g = 0; g < steps; ++g) {
@@ -98,9 +99,9 @@ int main(void)
     static const ee_emns_cfg_t cfg_mini = EM_CFG_MINI;
     int rc;
     run_forward();
-    rc = run_select(&cfg_full, 0u, EM_STEPS);
+    rc = run_select(&cfg_full, em_values0, em_resist0, 0u, EM_STEPS);
     if (rc == 0) {
-        rc = run_select(&cfg_mini, EM_BATCH, EM_STEPS);
+        rc = run_select(&cfg_mini, mm_values0, mm_resist0, EM_BATCH, EM_STEPS);
     }
     ee_tx_str(&tx, rc == 0 ? "end" : "error");
     ee_tx_endl(&tx);
