@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numba import njit
+
 from ..fixedpoint import LUT_FUNCTIONS
 
 EPS_FIXPOINT = 1e-5
@@ -110,8 +112,45 @@ def effective_vector(spec: ParticleSpec, params: np.ndarray) -> np.ndarray:
     Ws = spec.unflatten(np.asarray(params, dtype=np.float64))
     v = Ws[0]
     for W in Ws[1:]:
-        v = W @ v
+        # broadcast multiply-sum: numpy's stacked matmul is slow on millions of 2x5 products
+        v = np.sum(W[..., :, :, None] * v[..., None, :, :], axis=-2)
     return v[..., 0, :]
+
+
+@njit(cache=True)
+def _aux_column(params, dims, aux):
+    """params [M, n] -> [M]: W_K ... W_1 e_aux (the output for input e_aux), layer by layer."""
+    M = params.shape[0]
+    out = np.empty(M)
+    h = np.empty(64)
+    g = np.empty(64)
+    for m in range(M):
+        o0 = 0
+        for r in range(dims[1]):
+            h[r] = params[m, r * dims[0] + aux]
+        o0 = dims[1] * dims[0]
+        for l in range(1, dims.shape[0] - 1):
+            for r in range(dims[l + 1]):
+                s = 0.0
+                for c in range(dims[l]):
+                    s += params[m, o0 + r * dims[l] + c] * h[c]
+                g[r] = s
+            for r in range(dims[l + 1]):
+                h[r] = g[r]
+            o0 += dims[l + 1] * dims[l]
+        out[m] = h[0]
+    return out
+
+
+def aux_output(spec: ParticleSpec, params: np.ndarray, aux: int = 4) -> np.ndarray:
+    """PN(e_aux) for particles [..., n] -> [...] (fast path of ``effective_vector(...)[..., aux]``)."""
+    params = np.asarray(params, dtype=np.float64)
+    if params.shape[-1] != spec.n_params:
+        raise ValueError(f"particle parameters need a last axis of {spec.n_params}, got shape {params.shape}")
+    if max(spec.dims) > 64:
+        return effective_vector(spec, params)[..., aux]
+    flat = np.ascontiguousarray(params.reshape(-1, spec.n_params))
+    return _aux_column(flat, np.asarray(spec.dims, dtype=np.int64), aux).reshape(params.shape[:-1])
 
 
 def weightwise_inputs(spec: ParticleSpec, target: np.ndarray) -> np.ndarray:
@@ -225,7 +264,7 @@ class OrganismSpec:
 
 def extract_weights(spec: OrganismSpec, particles: np.ndarray) -> np.ndarray:
     """Weight re-substitution: each particle's PN(0,0,0,0,1), [..., n_edges]."""
-    return effective_vector(spec.particle, spec.check(particles))[..., AUX]
+    return aux_output(spec.particle, spec.check(particles), AUX)
 
 
 def split_layers(spec: OrganismSpec, weights: np.ndarray) -> list[np.ndarray]:
@@ -257,11 +296,54 @@ def forward_weights(spec: OrganismSpec, weights: np.ndarray, X: np.ndarray) -> n
     P = weights.shape[0]
     o, i = spec.dims[1], spec.dims[0]
     # one GEMM for layer 1 of the whole population: X [B, in] @ [in, P*out]
-    h = (X @ Ws[0].reshape(P * o, i).T).reshape(X.shape[0], P, o).transpose(1, 0, 2)
-    for l, W in enumerate(Ws[1:], start=1):
+    h = (X @ np.ascontiguousarray(Ws[0].reshape(P * o, i).T)).reshape(X.shape[0], P, o)   # [B, P, o]
+    if spec.activation in _ACT_CODE and max(spec.dims[1:]) <= 64:
+        tail = np.ascontiguousarray(weights[:, spec.layer_sizes[0]:], dtype=h.dtype)
+        return _tail_forward(np.ascontiguousarray(h), tail, np.asarray(spec.dims[1:], dtype=np.int64),
+                             _ACT_CODE[spec.activation])
+    for W in Ws[1:]:
         h = act(h)
-        h = h @ np.swapaxes(W, -1, -2)
-    return h
+        h = np.einsum("bpi,poi->bpo", h, W, optimize=False)
+    return np.ascontiguousarray(h.transpose(1, 0, 2))
+
+
+_ACT_CODE = {"linear": 0, "relu": 1, "tanh": 2}
+
+
+@njit(cache=True)
+def _act(x, code):
+    if code == 1:
+        return x if x > 0 else 0.0 * x
+    if code == 2:
+        return np.tanh(x)
+    return x
+
+
+@njit(cache=True)
+def _tail_forward(h1, w, dims, code):
+    """Layers 2..L of a population: h1 [B, P, dims[0]] (layer-1 pre-activations), w [P, tail edges]."""
+    B, P = h1.shape[0], h1.shape[1]
+    out = np.empty((P, B, dims[-1]), dtype=h1.dtype)
+    h = np.empty(64, dtype=h1.dtype)
+    g = np.empty(64, dtype=h1.dtype)
+    for p in range(P):
+        for b in range(B):
+            for c in range(dims[0]):
+                h[c] = _act(h1[b, p, c], code)
+            o0 = 0
+            for l in range(dims.shape[0] - 1):
+                for r in range(dims[l + 1]):
+                    s = 0.0
+                    for c in range(dims[l]):
+                        s += w[p, o0 + r * dims[l] + c] * h[c]
+                    g[r] = s
+                o0 += dims[l + 1] * dims[l]
+                last = l == dims.shape[0] - 2
+                for r in range(dims[l + 1]):
+                    h[r] = g[r] if last else _act(g[r], code)
+            for r in range(dims[-1]):
+                out[p, b, r] = h[r]
+    return out
 
 
 def forward(spec: OrganismSpec, particles: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -304,7 +386,42 @@ def to_mlp(spec: OrganismSpec, particles: np.ndarray, keep: np.ndarray | None = 
     return MLPSpec(spec.dims, spec.activation), np.concatenate(parts).astype(np.float32)
 
 
-__all__ = ["EPS_FIXPOINT", "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec",
+# ----------------------------------------------------------------------------- specialists and pruning
+def specialists(spec: OrganismSpec, particles: np.ndarray, eps: float = EPS_FIXPOINT) -> np.ndarray:
+    """bool [n_edges]: True for self-replicators (PN_SR: non-trivial eps-fixpoints), False for the
+    task particles (PN_F) -- the seed's two specialist groups (section V.B)."""
+    return classify_fixpoints(spec.particle, spec.check(particles), eps) == IDENTITY
+
+
+def l1_keep(weights: np.ndarray, n_drop: int) -> np.ndarray:
+    """Global unstructured magnitude pruning: keep mask dropping the ``n_drop`` smallest |w|
+    (ties: lower index dropped first)."""
+    w = np.abs(np.asarray(weights, dtype=np.float64))
+    if not 0 <= n_drop <= w.size:
+        raise ValueError(f"n_drop must be in [0, {w.size}], got {n_drop}")
+    keep = np.ones(w.size, dtype=bool)
+    keep[np.argsort(w, kind="stable")[:n_drop]] = False
+    return keep
+
+
+def dropout_table(spec: OrganismSpec, particles: np.ndarray, score, eps: float = EPS_FIXPOINT) -> list[dict]:
+    """Specialist dropout vs l1 pruning at equal sparsity (seed Fig. 8). ``score(weights) -> float``
+    (e.g. test accuracy of the extracted MLP). Rows: full organism, drop PN_SR, l1 at |PN_SR|,
+    drop PN_F, l1 at |PN_F|; each with its sparsity."""
+    w = extract_weights(spec, particles)
+    sr = specialists(spec, particles, eps)
+    rows = [{"variant": "full organism", "dropped": 0, "score": score(w)}]
+    for name, drop in (("drop PN_SR", sr), ("drop PN_F", ~sr)):
+        k = int(drop.sum())
+        rows.append({"variant": name, "dropped": k, "score": score(np.where(drop, 0.0, w))})
+        rows.append({"variant": f"l1 pruning, same sparsity as {name}", "dropped": k,
+                     "score": score(np.where(l1_keep(w, k), w, 0.0))})
+    for r in rows:
+        r["sparsity"] = r["dropped"] / spec.n_edges
+    return rows
+
+
+__all__ = ["specialists", "l1_keep", "dropout_table", "aux_output", "EPS_FIXPOINT", "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec",
            "OrganismSpec", "particle_apply", "effective_vector", "weightwise_inputs", "weightwise_apply",
            "self_apply", "self_replication_error", "is_fixpoint", "classify_fixpoints", "count_classes",
            "extract_weights", "split_layers", "forward_weights", "forward", "to_mlp"]

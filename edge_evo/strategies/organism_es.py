@@ -24,10 +24,10 @@ import time
 from dataclasses import dataclass, asdict
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import rng
-from ..models.organism import OrganismSpec, ParticleSpec, self_replication_error, effective_vector, AUX
+from ..models.organism import OrganismSpec, ParticleSpec, self_replication_error, aux_output, AUX
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,21 @@ PURPOSE_SR = 0x0B0E_0002
 PURPOSE_DATA = 0x0B0E_0003
 
 
-@njit(cache=True, parallel=True)
+# serial: the draws per step are small, and thread start-up dominated on the shared 2-core box
+@njit(cache=True)
+def _batch_index(seed, step, n, out):
+    """out[i] = bounded(u32(key(seed, step, 1), i), n): a minibatch drawn with replacement."""
+    kk = rng.key(np.uint32(seed), np.uint32(step), np.uint32(1))
+    for i in range(out.shape[0]):
+        out[i] = rng.bounded(rng.u32(kk, np.uint32(i)), n)
+
+
+@njit(cache=True)
 def _fill_noise(seed, generation, out):
     """out[k, j] = gauss(u32(key(seed, generation, k), j)) / GAUSS_STD (~N(0, 1), Irwin-Hall 4)."""
     K, n = out.shape
     inv = 1.0 / rng.GAUSS_STD
-    for k in prange(K):
+    for k in range(K):
         kk = rng.key(np.uint32(seed), np.uint32(generation), np.uint32(k))
         for j in range(n):
             out[k, j] = rng.gauss(rng.u32(kk, np.uint32(j))) * inv
@@ -130,7 +139,7 @@ class OrganismES:
         return self.theta.reshape(self.spec.n_edges, self.spec.particle.n_params)
 
     def weights(self) -> np.ndarray:
-        return effective_vector(self.spec.particle, self.particles)[:, AUX]
+        return aux_output(self.spec.particle, self.particles, AUX)
 
     def _mask(self):
         if self.p.task_params == "all":
@@ -157,7 +166,7 @@ class OrganismES:
         else:
             pop[0::2, idx] += sigma * eps
             pop[1::2, idx] -= sigma * eps
-        w = effective_vector(spec.particle, pop.reshape(2 * K, spec.n_edges, -1))[..., AUX]
+        w = aux_output(spec.particle, pop.reshape(2 * K, spec.n_edges, -1), AUX)
         loss = np.asarray(task_loss(w, self.step), dtype=np.float64)
         if loss.shape != (2 * K,):
             raise ValueError(f"task_loss must return one loss per genome ({2 * K}), got shape {loss.shape}")
@@ -300,8 +309,8 @@ def xent_loss(spec: OrganismSpec, X: np.ndarray, y: np.ndarray, batch: int = 256
     y = np.asarray(y, dtype=np.int64)
 
     def loss(w, step):
-        h = rng.u32_stream(seed ^ PURPOSE_DATA, step, 1, batch).astype(np.uint64)
-        idx = ((h * np.uint64(len(X))) >> np.uint64(32)).astype(np.int64)
+        idx = np.empty(batch, dtype=np.int64)
+        _batch_index(np.uint32((seed ^ PURPOSE_DATA) & 0xFFFFFFFF), np.uint32(step), len(X), idx)
         z = forward_weights(spec, w.astype(np.float32), X[idx])       # [P, B, C]
         z = z - z.max(axis=-1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=-1))
