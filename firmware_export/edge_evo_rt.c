@@ -140,11 +140,23 @@ static void dense_layer(const ee_mlp_t *m, const int8_t *w, const int8_t *b, uns
 
 int ee_mlp_forward(const ee_mlp_t *m, const int8_t *x, int32_t *logits, int8_t *scratch)
 {
-    const int8_t *p = m->params;
+    const int8_t *p;
     const int8_t *in = x;
-    size_t half = ee_mlp_max_hidden(m);
-    uint16_t last = (uint16_t)(m->n_layers - 1u);
+    size_t half;
+    uint16_t last;
     uint16_t l;
+
+    if (m == NULL || x == NULL || logits == NULL || m->params == NULL || m->dims == NULL || m->n_layers < 1u
+        || (m->n_layers > 1u && (scratch == NULL || m->lut == NULL))
+        || (unsigned)m->w_frac + m->x_frac < m->b_frac
+        || (m->n_layers > 1u && ((unsigned)m->w_frac + m->x_frac < m->z_frac
+                                 || (unsigned)m->w_frac + m->h_frac < m->z_frac
+                                 || (unsigned)m->w_frac + m->h_frac < m->b_frac))) {
+        return EE_ERR_ARG;
+    }
+    p = m->params;
+    half = ee_mlp_max_hidden(m);
+    last = (uint16_t)(m->n_layers - 1u);
 
     for (l = 0; l < m->n_layers; ++l) {
         uint16_t n_in = m->dims[l], n_out = m->dims[l + 1];

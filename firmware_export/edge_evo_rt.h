@@ -142,7 +142,10 @@ size_t ee_mlp_max_hidden(const ee_mlp_t *m);
 
 /* x: int8[dims[0]] in Q(x_frac); logits: int32[dims[n_layers]] in Q(w_frac + in_frac_L);
  * scratch: int8[EE_MLP_SCRATCH_BYTES(max_hidden)] (may be NULL for a single layer).
- * Returns the argmax of the logits (ties -> lowest index). */
+ * Returns the argmax of the logits (ties -> lowest index), or EE_ERR_ARG (-1) for a NULL
+ * pointer (scratch only when a hidden layer needs it), no layer, or formats that give a
+ * negative shift; nothing is written then. */
+#define EE_ERR_ARG (-1)
 int ee_mlp_forward(const ee_mlp_t *m, const int8_t *x, int32_t *logits, int8_t *scratch);
 
 /* Index of the largest value, ties -> lowest index; n >= 1. */
