@@ -144,6 +144,33 @@ def test_regression_line(spec):
     assert -a.quality() < 0.5, a.summary()      # mean |error| over the last 50
 
 
+@pytest.mark.parametrize("learner", ["openes", "elitist"])
+def test_trainable_last_freezes_hidden_and_cache_is_exact(spec, learner, tmp_path):
+    """trainable='last': hidden tensors never move; the cached-hidden fast path equals the full
+    forward bit for bit (same state hash); a checkpoint resumes identically (cache rebuilt)."""
+    X, y = make_stream(500, drift_at=250)
+    pairs = list(zip(X, y))
+    c = cfg(learner=learner, trainable="last", sigma=0.2, window=32)
+    a = OnlineAdapter(spec, None, c)
+    start = a.deployed.copy()
+    a.run(pairs)
+    off = spec.offsets()
+    assert np.array_equal(a.deployed[:off["W2"]], start[:off["W2"]])
+    assert not np.array_equal(a.deployed[off["W2"]:], start[off["W2"]:])
+    slow = OnlineAdapter(spec, None, c)
+    slow.frozen_hidden = False              # every candidate through models.forward instead
+    slow.run(pairs)
+    assert slow.state_hash() == a.state_hash()
+    half = OnlineAdapter(spec, None, c)
+    half.run(pairs[:230])
+    half.save(tmp_path / "ck")
+    back, _ = OnlineAdapter.load(tmp_path / "ck")
+    back.run(pairs[230:])
+    assert back.state_hash() == a.state_hash()
+    with pytest.raises(ValueError, match="trainable"):
+        AdaptConfig(trainable="first")
+
+
 # ------------------------------------------------------------------------- checkpoints
 def test_checkpoint_roundtrip_continues_identically(spec, tmp_path):
     X, y = make_stream(300)

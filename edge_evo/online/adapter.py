@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as eio
+from ..kernels.dense import dense_hidden_int8, dense_output_int8
 from ..models.forward import forward
 from ..models.mlp import MLPSpec, Population
 from ..strategies.base import State
-from .learners import LEARNERS, ONE_Q16, _init_genome, boost_decay, make_learner
+from .learners import LEARNERS, ONE_Q16, TRAINABLE, _init_genome, boost_decay, make_learner
 from .parse import INPUT_SCALES, BadSample, SampleParser
 from .window import OutcomeWindow, SampleWindow
 
@@ -58,6 +59,7 @@ class AdaptConfig:
     lr: float = 0.5                  # openes step size (dimensionless, see strategies/openes.py)
     momentum: float = 0.5
     rate: float = 0.05               # elitist: per-element mutation probability
+    trainable: str = "all"           # "all" tensors, or "last": only the output layer adapts (label remaps)
     window: int = 16                 # labelled samples fitness is measured on (16: <= 1 ms per update, 784-32-10)
     update_every: int = 1            # labels between updates
     min_labels: int = 8              # labels before the first update
@@ -75,6 +77,8 @@ class AdaptConfig:
     def __post_init__(self):
         if self.learner not in LEARNERS:
             raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
         if self.task not in TASK_KINDS:
             raise ValueError(f"task must be one of {TASK_KINDS}, got {self.task!r}")
         if self.input_scale not in INPUT_SCALES:
@@ -92,8 +96,9 @@ class AdaptConfig:
     def learner_kwargs(self) -> dict:
         sigma = DEFAULT_SIGMA[self.learner] if self.sigma is None else float(self.sigma)
         if self.learner == "openes":
-            return dict(population=self.population, sigma=sigma, lr=self.lr, momentum=self.momentum)
-        return dict(population=self.population, sigma=sigma, rate=self.rate)
+            return dict(population=self.population, sigma=sigma, lr=self.lr, momentum=self.momentum,
+                        trainable=self.trainable)
+        return dict(population=self.population, sigma=sigma, rate=self.rate, trainable=self.trainable)
 
 
 def _q16(x: float) -> int:
@@ -125,6 +130,13 @@ class OnlineAdapter:
         self.state: State = self.learner.init_state(genome, cfg.seed)
         self.parser = SampleParser(spec.dims[0], spec.dims[-1], self.regression, cfg.input_scale, spec.x_frac)
         self.window = SampleWindow(cfg.window, spec.dims[0])
+        # trainable='last': the hidden layers never change, so each window sample's last hidden
+        # vector is computed once (at prediction) and candidates only run the output layer
+        self.frozen_hidden = cfg.trainable == "last" and spec.n_layers >= 2
+        if self.frozen_hidden:
+            self.hwindow = np.zeros((cfg.window, spec.dims[-2]), dtype=np.int8)
+            self._lut = spec.lut()
+            self._shifts = [(spec.bias_shift(l), spec.out_shift(l)) for l in range(spec.n_layers)]
         self.outcomes = OutcomeWindow(cfg.drift_window)
         self.cap = int(round(cfg.margin_cap * 2 ** spec.logit_frac))
         self.boost_q = ONE_Q16
@@ -158,7 +170,27 @@ class OnlineAdapter:
         self._pop1 = Population.from_flat(self.spec, self.deployed[None, :])
 
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        if self.frozen_hidden:
+            self._h = self._hidden(x.reshape(1, -1))[0]
+            return self._output(self._pop1, self._h[None])[0, 0]
         return forward(self._pop1, x.reshape(1, -1), engine=self.config.engine)[0, 0]
+
+    def _hidden(self, X: np.ndarray) -> np.ndarray:
+        """Last hidden layer [B, H] of the deployed genome (the same kernels as ``forward``)."""
+        h = np.ascontiguousarray(X)[None]
+        for l in range(self.spec.n_layers - 1):
+            W, b = self._pop1.layer(l)
+            out = np.empty((1, h.shape[1], W.shape[1]), dtype=np.int8)
+            dense_hidden_int8(W, b, h, self._shifts[l][0], self._shifts[l][1], self._lut, out)
+            h = out
+        return h[0]
+
+    def _output(self, pop: Population, H: np.ndarray) -> np.ndarray:
+        """Output-layer logits [P, B, n_out] of every candidate on hidden vectors ``H`` [B, H]."""
+        W, b = pop.layer(self.spec.n_layers - 1)
+        out = np.empty((W.shape[0], H.shape[0], W.shape[1]), dtype=np.int32)
+        dense_output_int8(W, b, np.ascontiguousarray(H)[None], self._shifts[-1][0], out)
+        return out
 
     def _prediction(self, z: np.ndarray):
         if self.regression:
@@ -194,6 +226,8 @@ class OnlineAdapter:
             ok = int(pred == y)
             c["correct"] += ok
             self.outcomes.push(ok)
+        if self.frozen_hidden:
+            self.hwindow[self.window.head] = self._h
         self.window.push(x, self._target(y))
         self._check_drift()
         if self.window.count >= min(cfg.min_labels, cfg.window) and c["labelled"] % cfg.update_every == 0:
@@ -214,7 +248,10 @@ class OnlineAdapter:
         """One learner update on the current window; returns whether the deployed genome changed."""
         X, y = self.window.contents()
         pop = self.learner.candidates(self.state, self.boost_q)
-        logits = forward(pop, X, engine=self.config.engine)
+        if self.frozen_hidden:
+            logits = self._output(pop, self.hwindow[self.window.order()])
+        else:
+            logits = forward(pop, X, engine=self.config.engine)
         self.state, changed = self.learner.update(self.state, pop, self.scores(logits, y))
         self.counters["updates"] += 1
         self.counters["accepted"] += int(changed)
@@ -358,6 +395,8 @@ class OnlineAdapter:
         st = {k.split("/", 1)[1]: np.array(v) for k, v in arrays.items() if k.startswith("learner/")}
         self.state = State(int(m["generation"]), int(m["seed"]), None, st, dict(m["scalars"]))
         self.window.load_arrays(arrays, "window")
+        if self.frozen_hidden:
+            self.hwindow[...] = self._hidden(self.window.X)
         self.outcomes.load_arrays(arrays, "outcomes")
         self.counters.update({k: int(v) for k, v in m["counters"].items()})
         self.abs_err_sum = float(m["abs_err_sum"])

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .adapter import AdaptConfig, OnlineAdapter, TASK_KINDS
-from .learners import LEARNERS
+from .learners import LEARNERS, TRAINABLE
 from .parse import INPUT_SCALES
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ def add_adapt_arguments(p) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--rate", type=float, default=d.rate, help="elitist: per-element mutation probability")
+    p.add_argument("--trainable", choices=TRAINABLE, default=d.trainable,
+                   help="'last': adapt only the output layer (label remaps; much smaller search space)")
     p.add_argument("--window", type=int, default=d.window, help="labelled samples the fitness is measured on")
     p.add_argument("--update-every", type=int, default=d.update_every)
     p.add_argument("--drift-window", type=int, default=d.drift_window)

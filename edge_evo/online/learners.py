@@ -11,6 +11,11 @@ the deployed genome, scored on the sliding window.
   ``u32(key(seed, update, i), j) < bernoulli_threshold(rate)``; the best child replaces the parent
   only if its window fitness is strictly higher (ties keep the parent).
 
+``trainable='last'`` restricts both learners to the output layer (W_L, b_L): the other tensors
+stay at the deployed values in every candidate, the RNG indices of the trained tensors are
+unchanged (flat index = offset + local index). A label permutation is exactly a change of the
+output layer, and 650 parameters (784-64-10) are far easier to search than 50,890.
+
 Drift handling multiplies the exploration (sigma / mutation scale) by an integer Q16 ``boost``
 that decays geometrically back to 1 (``boost <- max(1, rshift_round(boost * decay_q, 16))``).
 """
@@ -26,6 +31,7 @@ from ..strategies.openes import (MEAN_FRAC, OpenES, OpenESParams, ask_int8, pair
                                 shaping_weights, update_int8)
 
 LEARNERS = ("openes", "elitist")
+TRAINABLE = ("all", "last")
 ONE_Q16 = 1 << 16
 M_MAX = (1 << 22) - 1         # gauss_scaled multipliers stay below 2^22 (int32-safe product)
 NOISE_STREAM = 0x4000_0000     # individual-field flag of the elitist noise streams (mask streams: plain i)
@@ -42,6 +48,13 @@ def boost_decay(boost_q: int, decay_q: int) -> int:
     return max(ONE_Q16, (int(boost_q) * int(decay_q) + (1 << 15)) >> 16)
 
 
+def trained_names(spec: MLPSpec, trainable: str) -> set[str]:
+    if trainable not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
+    names = [n for n, _ in spec.tensors()]
+    return set(names if trainable == "all" else names[-2:])
+
+
 class OpenESLearner:
     """OpenES generations with the strategy's own kernels; the per-update Python work (tensor
     slices, shaping table, Q16 constants) is hoisted out of the loop. ``update`` equals
@@ -49,8 +62,9 @@ class OpenESLearner:
     name = "openes"
 
     def __init__(self, spec: MLPSpec, population: int = 4, sigma: float = 0.03, lr: float = 0.5,
-                 momentum: float = 0.5):
+                 momentum: float = 0.5, trainable: str = "all"):
         self.spec = spec
+        self.trained = trained_names(spec, trainable)
         self.es = OpenES(spec, OpenESParams(population=int(population), sigma=float(sigma), lr=float(lr),
                                             momentum=float(momentum), shaping="centered"))
         p = self.es.params
@@ -77,6 +91,9 @@ class OpenESLearner:
         pop = Population.empty(self.spec, self.population, np.int8)
         mean = state.arrays["mean"]
         for ti, (name, off, size) in enumerate(self.slices):
+            if name not in self.trained:
+                pop.tensors[name][:] = state.arrays["best"][off:off + size]
+                continue
             ask_int8(mean[off:off + size], keys, np.int32(state.arrays["sigma_m"][ti]), np.uint32(off),
                      pop.tensors[name])
         return pop
@@ -92,6 +109,8 @@ class OpenESLearner:
         sm = state.arrays["sigma_m"]
         lr_q = np.int32(state.scalars["lr_q"])
         for ti, (name, off, size) in enumerate(self.slices):
+            if name not in self.trained:
+                continue
             update_int8(mean[off:off + size], mom[off:off + size], keys, d, np.int32(sm[ti]), np.uint32(off),
                         self.beta_q, lr_q, self.wd_q)
         arrays = dict(state.arrays, mean=mean, momentum=mom)
@@ -117,10 +136,12 @@ def _mutate(parent, mkey, nkey, thresh, m, offset, out):
 class ElitistLearner:
     name = "elitist"
 
-    def __init__(self, spec: MLPSpec, population: int = 4, sigma: float = 0.1, rate: float = 0.05):
+    def __init__(self, spec: MLPSpec, population: int = 4, sigma: float = 0.1, rate: float = 0.05,
+                 trainable: str = "all"):
         if population < 1:
             raise ValueError(f"elitist needs >= 1 child per update, got population {population}")
         self.spec = spec
+        self.trained = trained_names(spec, trainable)
         self.population = int(population) + 1          # row 0 = the parent, rows 1.. = children
         self.thresh = np.uint32(rng.bernoulli_threshold(float(rate)))
         self.sigma = float(sigma)
@@ -136,7 +157,9 @@ class ElitistLearner:
         parent = state.arrays["best"]
         pop = Population.empty(self.spec, self.population, np.int8)
         for name, off, size in self.slices:
-            pop.tensors[name][0] = parent[off:off + size]
+            pop.tensors[name][:] = parent[off:off + size]
+            if name not in self.trained:
+                continue
             m = rng.gauss_multiplier(self.sigma * 2.0 ** self.spec.tensor_frac(name))
             m = np.int32(min((m * int(boost_q) + (1 << 15)) >> 16, M_MAX))
             for i in range(1, self.population):
