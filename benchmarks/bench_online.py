@@ -84,14 +84,18 @@ def part_mnist(args, out):
     }
     modes = {"frozen": None,
              "adaptive": dict(trainable="all"),
-             "adaptive-last": dict(trainable="last", window=args.last_window, sigma=args.last_sigma),
+             "last-drift": dict(trainable="last", window=args.last_window, sigma=args.last_sigma,
+                                adapt="after_drift"),
+             "last-always": dict(trainable="last", window=args.last_window, sigma=args.last_sigma,
+                                 lr=args.last_always_lr),
              "scratch": dict(trainable="all")}
     size = args.chunk
     results, table = {}, []
     print(f"model {spec.dims} int8, {args.learner} P={args.population} window={args.window} "
-          f"(adaptive-last: output layer only, window {args.last_window}, sigma {args.last_sigma}); "
+          f"\n  last-drift: output layer only, window {args.last_window}, sigma {args.last_sigma}, "
+          f"adapt='after_drift'; last-always: the same with adapt='always', lr {args.last_always_lr}\n  "
           f"{n0} MNIST test samples, then {n1} drifted ones; accuracy in chunks of {size}")
-    hdr = (f"{'scenario':8s} {'mode':14s} {'pre acc':>7s} {'post acc':>8s} {'last 1k':>7s} {'best chunk':>10s} "
+    hdr = (f"{'scenario':8s} {'mode':12s} {'pre acc':>7s} {'post acc':>8s} {'last 1k':>7s} {'best chunk':>10s} "
            f"{'recover90':>9s} {'1st drift':>9s} {'med us':>6s} {'p99 us':>6s} {'s':>5s}")
     for sc, (X, y) in scenarios.items():
         results[sc] = {}
@@ -125,7 +129,7 @@ def part_mnist(args, out):
         rec, best = recovery(results[r["scenario"]][r["mode"]], n0, size, target)
         r.update(recover90=rec, best_chunk=best)
         f = lambda v, w, fmt: (format(v, fmt) if v is not None else "-").rjust(w)  # noqa: E731
-        print(f"{r['scenario']:8s} {r['mode']:14s} {f(r['pre'], 7, '.3f')} {r['post']:8.3f} {r['last1k']:7.3f} "
+        print(f"{r['scenario']:8s} {r['mode']:12s} {f(r['pre'], 7, '.3f')} {r['post']:8.3f} {r['last1k']:7.3f} "
               f"{best:10.3f} {f(rec, 9, 'd')} {f(r['first_drift_after'], 9, 'd')} "
               f"{f(r['latency']['median_us'], 6, '.0f')} {f(r['latency']['p99_us'], 6, '.0f')} {r['seconds']:5.0f}")
     (out / "mnist_drift.json").write_text(json.dumps(dict(pre_level=pre_level, chunk=size, rows=table), indent=1))
@@ -270,7 +274,8 @@ def main():
     ap.add_argument("--after", type=int, default=6000, help="drifted samples after the switch")
     ap.add_argument("--latency-samples", type=int, default=2000)
     ap.add_argument("--last-window", type=int, default=128, help="window of the adaptive-last mode")
-    ap.add_argument("--last-sigma", type=float, default=0.1, help="sigma of the adaptive-last mode")
+    ap.add_argument("--last-sigma", type=float, default=0.1, help="sigma of the adaptive-last modes")
+    ap.add_argument("--last-always-lr", type=float, default=0.1, help="lr of the last-always mode")
     ap.add_argument("--chunk", type=int, default=250)
     ap.add_argument("--population", type=int, default=4)
     ap.add_argument("--window", type=int, default=16)

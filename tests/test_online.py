@@ -171,6 +171,19 @@ def test_trainable_last_freezes_hidden_and_cache_is_exact(spec, learner, tmp_pat
         AdaptConfig(trainable="first")
 
 
+def test_adapt_after_drift_keeps_the_model_until_a_drift(spec):
+    X, y = make_stream(1600, drift_at=1000)
+    pre = OnlineAdapter(spec, None, cfg(sigma=0.05))
+    pre.run(list(zip(X[:700], y[:700])))           # a trained model to deploy
+    a = OnlineAdapter(spec, pre.deployed, cfg(adapt="after_drift", sigma=0.05))
+    a.run(list(zip(X[700:1000], y[700:1000])))
+    assert a.counters["updates"] == 0 and np.array_equal(a.deployed, pre.deployed) and not a.counters["drifts"]
+    a.run(list(zip(X[1000:], y[1000:])))
+    assert a.counters["drifts"] >= 1 and a.counters["updates"] > 0, a.summary()
+    with pytest.raises(ValueError, match="adapt"):
+        AdaptConfig(adapt="never")
+
+
 # ------------------------------------------------------------------------- checkpoints
 def test_checkpoint_roundtrip_continues_identically(spec, tmp_path):
     X, y = make_stream(300)

@@ -46,6 +46,7 @@ from .window import OutcomeWindow, SampleWindow
 log = logging.getLogger(__name__)
 
 TASK_KINDS = ("auto", "classification", "regression")
+ADAPT_MODES = ("always", "after_drift")
 LATENCY_RING = 4096
 DEFAULT_SIGMA = {"openes": 0.03, "elitist": 0.1}
 
@@ -60,6 +61,8 @@ class AdaptConfig:
     momentum: float = 0.5
     rate: float = 0.05               # elitist: per-element mutation probability
     trainable: str = "all"           # "all" tensors, or "last": only the output layer adapts (label remaps)
+    adapt: str = "always"            # "always", or "after_drift": keep the deployed model frozen until the
+                                     # first drift event (a small-window learner slowly erodes a trained model)
     window: int = 16                 # labelled samples fitness is measured on (16: <= 1 ms per update, 784-32-10)
     update_every: int = 1            # labels between updates
     min_labels: int = 8              # labels before the first update
@@ -77,6 +80,8 @@ class AdaptConfig:
     def __post_init__(self):
         if self.learner not in LEARNERS:
             raise ValueError(f"learner must be one of {LEARNERS}, got {self.learner!r}")
+        if self.adapt not in ADAPT_MODES:
+            raise ValueError(f"adapt must be one of {ADAPT_MODES}, got {self.adapt!r}")
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
         if self.task not in TASK_KINDS:
@@ -230,6 +235,8 @@ class OnlineAdapter:
             self.hwindow[self.window.head] = self._h
         self.window.push(x, self._target(y))
         self._check_drift()
+        if cfg.adapt == "after_drift" and not c["drifts"]:
+            return
         if self.window.count >= min(cfg.min_labels, cfg.window) and c["labelled"] % cfg.update_every == 0:
             self.update()
 

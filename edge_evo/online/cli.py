@@ -35,6 +35,8 @@ def add_adapt_arguments(p) -> None:
     p.add_argument("--rate", type=float, default=d.rate, help="elitist: per-element mutation probability")
     p.add_argument("--trainable", choices=TRAINABLE, default=d.trainable,
                    help="'last': adapt only the output layer (label remaps; much smaller search space)")
+    p.add_argument("--adapt", choices=("always", "after_drift"), default=d.adapt,
+                   help="'after_drift': predict only (model frozen) until the first drift event")
     p.add_argument("--window", type=int, default=d.window, help="labelled samples the fitness is measured on")
     p.add_argument("--update-every", type=int, default=d.update_every)
     p.add_argument("--drift-window", type=int, default=d.drift_window)
