@@ -39,7 +39,7 @@ if [ "$BUILD" = 1 ]; then
     command -v "$t" >/dev/null || { echo "error: $t missing: apt-get install debootstrap qemu-user-static binfmt-support" >&2; exit 2; }
   done
   enable_binfmt
-  MIRROR="${MIRROR:-$(grep -rhoE '^(deb|URIs:) +\S+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | awk '{print $2}' | grep -m1 -E 'debian' || echo http://deb.debian.org/debian)}"
+  MIRROR="${MIRROR:-http://deb.debian.org/debian}"
   debootstrap --arch=arm64 --foreign --variant=minbase "$SUITE" "$ROOT" "$MIRROR"
   cp "$(command -v qemu-aarch64-static)" "$ROOT/usr/bin/"
   chroot "$ROOT" /debootstrap/debootstrap --second-stage
@@ -52,14 +52,18 @@ fi
 if [ "$CHECK" = 1 ]; then
   enable_binfmt
   mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+  # install the package itself (as a Pi user would), not a copy of the source tree
   rm -rf "$ROOT/opt/edge_evo_src" && mkdir -p "$ROOT/opt/edge_evo_src"
-  cp -r "$REPO/edge_evo" "$ROOT/opt/edge_evo_src/"
+  (cd "$REPO" && git ls-files -z edge_evo firmware_export targets pyproject.toml setup.py README.md \
+     | xargs -0 cp --parents -t "$ROOT/opt/edge_evo_src/")
+  in_root "/opt/ee/bin/pip install -q --no-deps /opt/edge_evo_src"
   python3 "$REPO/targets/pi/make_stream.py" "$ROOT/opt/stream.csv"
   HASH_CMD='from edge_evo.online import OnlineAdapter, AdaptConfig; from edge_evo.models.mlp import MLPSpec
 a = OnlineAdapter(MLPSpec((8, 8, 3)), None, AdaptConfig(seed=7))
 a.run(open(STREAM).read().splitlines()); print(a.state_hash())'
-  X86=$(cd "$REPO" && python3 -c "STREAM='$ROOT/opt/stream.csv'; $HASH_CMD")
-  ARM=$(in_root "cd /opt/edge_evo_src && /opt/ee/bin/python -c \"STREAM='/opt/stream.csv'; $HASH_CMD\"")
+  # both sides run the same snapshot of the code (the copy installed in the rootfs)
+  X86=$(cd "$ROOT/opt/edge_evo_src" && python3 -c "STREAM='$ROOT/opt/stream.csv'; $HASH_CMD")
+  ARM=$(in_root "cd /opt && /opt/ee/bin/python -c \"STREAM='/opt/stream.csv'; $HASH_CMD\"")
   echo "x86   $X86"
   echo "arm64 $ARM ($(in_root 'uname -m'), $CPU)"
   if [ "$X86" = "$ARM" ]; then echo "MATCH"; else echo "MISMATCH"; exit 1; fi
