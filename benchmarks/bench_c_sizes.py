@@ -8,8 +8,8 @@ Code size, two views, each at -Os and -O2 (bare-metal flags of edge_evo.export.c
            -ffunction-sections; .text* + .rodata* of every function, grouped by the engine that calls it
            (shared RNG / breeding helpers are listed on their own; the ee_cls_* classification helper too).
   linked   what --gc-sections keeps in a firmware that calls only that engine, minus a firmware that
-           calls only ee_mlp_forward (so libgcc helpers, e.g. GENREG's soft double initial population on a
-           single-precision FPU, are counted where they are pulled in). 'runtime' is the forward-only
+           calls only ee_mlp_forward (so libgcc helpers, e.g. 64-bit arithmetic
+           routines, are counted where they are pulled in). 'runtime' is the forward-only
            firmware minus an empty main (startup + memcpy/memset excluded).
 RAM: fit_report of a 784-32-10 MLP with on-device GENREG on cortex-m7 (largest population / survivors /
 batch that fit are searched the same way fit_report's suggestions are), and small models with GENREG,
@@ -71,7 +71,7 @@ static void eval(void *ctx, const int8_t *g, uint32_t gen, uint32_t i, uint8_t *
 }
 int main(void)
 {
-    static const ee_genreg_cfg_t cfg = {1u, 8u, 2u, 8u, 300647710u, 437, 437, 131, 2560, -384, 983, 0.5, 0.1};
+    static const ee_genreg_cfg_t cfg = {1u, 8u, 2u, 8u, 300647710u, 437, 437, 131, 2560, -384, 983, 32, 6};
     if (ee_genreg_init(&evo, &cfg, &model, mem, sizeof mem) != 0) { return 1; }
     return ee_genreg_step(&evo, eval, NULL) + (int)ee_genreg_best(&evo)[0];
 }

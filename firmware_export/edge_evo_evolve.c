@@ -60,14 +60,7 @@ void ee_breed_genome(const ee_mlp_t *m, const int8_t *pa, const int8_t *pb, uint
     }
 }
 
-/* floor(x) for |x| < 2^31 without libm. */
-static int32_t floor_i32(double x)
-{
-    int32_t t = (int32_t)x;
-    return ((double)t > x) ? t - 1 : t;
-}
-
-void ee_init_genome(const ee_mlp_t *m, uint32_t seed, uint32_t individual, double init_w, double init_b,
+void ee_init_genome(const ee_mlp_t *m, uint32_t seed, uint32_t individual, int32_t init_wq, int32_t init_bq,
                     int8_t *out)
 {
     uint32_t k = ee_absorb(ee_key(seed, 0u, EE_PURPOSE_INIT), individual);
@@ -75,18 +68,10 @@ void ee_init_genome(const ee_mlp_t *m, uint32_t seed, uint32_t individual, doubl
     unsigned t;
     for (t = 0; t < 2u * m->n_layers; ++t) {
         size_t j, size = tensor_size(m, t);
-        double r = (t & 1u) ? init_b : init_w;
-        double lo = -r, width = r - -r;
-        double scale = (double)((uint32_t)1u << ((t & 1u) ? m->b_frac : m->w_frac));
+        int32_t r = (t & 1u) ? init_bq : init_wq;
+        uint32_t span = (uint32_t)(2 * r + 1);
         for (j = 0; j < size; ++j, ++idx) {
-            /* one IEEE operation per statement: no contraction into FMA, as numba computes it */
-            volatile double u = (double)ee_u32(k, idx) * (1.0 / 4294967296.0);
-            volatile double v = width * u;
-            volatile double x = lo + v;
-            volatile double q = x * scale;
-            volatile double q2 = q + 0.5;
-            int32_t f = floor_i32(q2);
-            out[idx] = ee_sat8(f);
+            out[idx] = (int8_t)((int32_t)ee_bounded(ee_u32(k, idx), span) - r);
         }
     }
 }
@@ -135,7 +120,7 @@ static void genreg_child(const ee_genreg_t *g, uint32_t i, int8_t *out)
 {
     const ee_genreg_cfg_t *c = &g->cfg;
     if (g->generation == 0u) {
-        ee_init_genome(&g->model, c->seed, i, c->init_w, c->init_b, out);
+        ee_init_genome(&g->model, c->seed, i, c->init_wq, c->init_bq, out);
     } else {
         const ee_child_t *r = &g->children[i];
         ee_breed_genome(&g->model, g->survivors + (size_t)r->a * g->n, g->survivors + (size_t)r->b * g->n,
@@ -185,7 +170,7 @@ static void materialize(ee_genreg_t *g)
     unsigned t;
     if (g->generation == 0u) {
         for (j = 0; j < k; ++j) {
-            ee_init_genome(&g->model, c->seed, sel[j], c->init_w, c->init_b, g->survivors + (size_t)j * n);
+            ee_init_genome(&g->model, c->seed, sel[j], c->init_wq, c->init_bq, g->survivors + (size_t)j * n);
         }
         return;
     }

@@ -30,8 +30,8 @@
  *           generation's batch (GENREG per-class scheme or uniform) and scores a genome by argmax or
  *           Gumbel-sampled predictions; ee_cls_genreg_eval / ee_cls_openes_eval adapt it to the callbacks.
  *
- * Only the GENREG initial population uses double (operators.uniform_init is IEEE double with no FMA);
- * it is soft-float on cores without a double FPU and --gc-sections drops it when the app does not call it.
+ * Integer only: the GENREG initial population takes its ranges already in Q units (init_wq / init_bq,
+ * computed on the host), so no float or double code is linked.
  */
 #ifndef EDGE_EVO_EVOLVE_H
 #define EDGE_EVO_EVOLVE_H
@@ -60,9 +60,10 @@ uint32_t ee_fnv1a(const int8_t *g, size_t n);
 void ee_breed_genome(const ee_mlp_t *m, const int8_t *pa, const int8_t *pb, uint32_t seed, uint32_t generation,
                      uint32_t child, uint32_t threshold, int32_t mult_w, int32_t mult_b, int8_t *out);
 
-/* Genome i of the initial population (_breeding.init_population, int8): W ~ U(-init_w, init_w),
- * b ~ U(-init_b, init_b) quantized to Q(w_frac) / Q(b_frac). */
-void ee_init_genome(const ee_mlp_t *m, uint32_t seed, uint32_t individual, double init_w, double init_b,
+/* Genome i of the initial population (_breeding.init_population, int8; operators.uniform_init_int8):
+ * each W element uniform on the integers [-init_wq, init_wq], each b element on [-init_bq, init_bq],
+ * value = ee_bounded(h, 2 r + 1) - r. Ranges in Q(w_frac) / Q(b_frac) units, 0..127. */
+void ee_init_genome(const ee_mlp_t *m, uint32_t seed, uint32_t individual, int32_t init_wq, int32_t init_bq,
                     int8_t *out);
 
 /* ------------------------------------------------------------------ GENREG */
@@ -74,7 +75,7 @@ typedef struct {
     uint32_t mutation_threshold; /* bernoulli_threshold(child_mutation_rate) */
     int32_t mult_w, mult_b;      /* gauss_multiplier(mutation_scale * 2^w_frac), (... 2^b_frac) */
     int32_t q_decay, q_reward, q_penalty, q_inherit;   /* GenregParams.q_*() */
-    double init_w, init_b;
+    int32_t init_wq, init_bq;    /* _breeding.init_range_q(init_w, w_frac), (init_b, b_frac) */
 } ee_genreg_cfg_t;
 
 typedef struct {

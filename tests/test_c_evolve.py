@@ -21,7 +21,7 @@ from edge_evo.fixedpoint import quantize_input_u8
 from edge_evo.kernels.operators import breed
 from edge_evo.models.mlp import MLPSpec
 from edge_evo.strategies import get_strategy
-from edge_evo.strategies._breeding import init_population
+from edge_evo.strategies._breeding import init_population, init_range_q
 from edge_evo.tasks.problem import ClassificationProblem
 from edge_evo.targets import firmware_dir
 
@@ -149,8 +149,8 @@ def test_evolve_emulated(case, src_dir, tmp_path, target):
 
 
 def test_breed_and_init_primitives_match(tmp_path):
-    """ee_breed_genome / ee_init_genome equal operators.breed / uniform_init on a 3-layer genome with a
-    non-power-of-two init range (IEEE double path) and blocks straddling tensor boundaries."""
+    """ee_breed_genome / ee_init_genome equal operators.breed / uniform_init_int8 on a 3-layer genome with
+    non-power-of-two init ranges (r_q = 12 and 2) and blocks straddling tensor boundaries."""
     _skip_if_missing("host")
     spec = MLPSpec((37, 5, 3, 2), w_frac=5, b_frac=4)
     pop = init_population(spec, 3, 11, "int8", 0.37, 0.123)
@@ -167,7 +167,7 @@ static int8_t g[3][{spec.n_params}], c[{spec.n_params}];
 int main(void) {{
     ee_mlp_t m = {{3u, dims, NULL, NULL, 5u, 4u, 7u, 5u, 7u}};
     unsigned i;
-    for (i = 0; i < 3u; ++i) {{ ee_init_genome(&m, 11u, i, 0.37, 0.123, g[i]); printf("%u\\n", ee_fnv1a(g[i], {spec.n_params}u)); }}
+    for (i = 0; i < 3u; ++i) {{ ee_init_genome(&m, 11u, i, {init_range_q(0.37, 5)}, {init_range_q(0.123, 4)}, g[i]); printf("%u\\n", ee_fnv1a(g[i], {spec.n_params}u)); }}
     ee_breed_genome(&m, g[0], g[2], 11u, 5u, 0u, {thr}u, {mw}, {mb}, c);
     printf("%u\\n", ee_fnv1a(c, {spec.n_params}u));
     return 0;

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge_evo.kernels.operators import (crossover_uniform, mutate_masked_int8, mutate_masked_float, breed,
-                                        weighted_select, uniform_select, topk, uniform_init, MUTATION_SALT,
+                                        weighted_select, uniform_select, topk, uniform_init, uniform_init_int8, MUTATION_SALT,
                                         NOISE_SALT)
 from edge_evo.rng import (bernoulli_threshold, gauss_multiplier, py_key, py_u32, py_absorb, py_gauss_scaled,
                           py_gauss, py_mix32, fill_u32, GAUSS_STD)
@@ -190,6 +190,42 @@ def test_topk_stable_descending():
         topk(np.array([np.nan, 1.0]), 1)
 
 
+def test_uniform_init_int8_matches_pure_python_spec():
+    """Stream spec: h = u32(absorb(key(seed, 0, PURPOSE_INIT), i), idx); v = bounded(h, 2 r_q + 1) - r_q."""
+    from edge_evo.rng import py_absorb, py_bounded
+    seed, off, P, n = 9, 37, 3, 70
+    for r_q in (0, 1, 12, 127):
+        v = uniform_init_int8(P, n, seed, off, r_q, 0x80000004)
+        assert v.dtype == np.int8 and v.shape == (P, n)
+        k0 = py_key(seed, 0, 0x80000004)
+        want = [[py_bounded(py_u32(py_absorb(k0, i), off + j), 2 * r_q + 1) - r_q for j in range(n)]
+                for i in range(P)]
+        assert v.tolist() == want
+    # uniform over all 2 r_q + 1 integers, counter-based (a slice equals a smaller call)
+    big = uniform_init_int8(4, 20000, 3, 0, 5, 0x80000004)
+    counts = np.bincount(big.ravel().astype(np.int64) + 5, minlength=11)
+    assert len(counts) == 11 and counts.min() > 0.9 * big.size / 11
+    assert np.array_equal(uniform_init_int8(4, 10, 3, 100, 5, 0x80000004), big[:, 100:110])
+    with pytest.raises(ValueError, match="r_q"):
+        uniform_init_int8(2, 3, 0, 0, 128, 0x80000004)
+    with pytest.raises(TypeError, match="r_q"):
+        uniform_init_int8(2, 3, 0, 0, 0.5, 0x80000004)
+
+
+def test_init_population_int8_uses_integer_ranges():
+    from edge_evo.models.mlp import MLPSpec
+    from edge_evo.strategies._breeding import init_population, init_range_q
+    spec = MLPSpec((6, 4, 3), w_frac=5, b_frac=4)
+    pop = init_population(spec, 5, 2, "int8", 0.37, 0.123)
+    assert init_range_q(0.37, 5) == 12 and init_range_q(0.123, 4) == 2 and init_range_q(9.0, 6) == 127
+    off = spec.offsets()
+    for name, shape in spec.tensors():
+        r_q = 12 if name.startswith("W") else 2
+        assert np.array_equal(pop.tensors[name],
+                              uniform_init_int8(5, int(np.prod(shape)), 2, off[name], r_q, 0x80000004))
+        assert np.abs(pop.tensors[name].astype(int)).max() <= r_q
+
+
 def test_uniform_init_range_and_determinism():
     v = uniform_init(8, 1000, 3, 50, -0.5, 0.5, 0x80000004)
     assert v.min() >= -0.5 and v.max() < 0.5 and abs(v.mean()) < 0.02
@@ -201,7 +237,7 @@ def test_uniform_init_range_and_determinism():
 
 _NOJIT_SCRIPT = r"""
 import hashlib, numpy as np
-from edge_evo.kernels.operators import crossover_uniform, mutate_masked_int8, mutate_masked_float, breed, weighted_select, uniform_init, MUTATION_SALT
+from edge_evo.kernels.operators import crossover_uniform, mutate_masked_int8, mutate_masked_float, breed, weighted_select, uniform_init, uniform_init_int8, MUTATION_SALT
 from edge_evo.rng import bernoulli_threshold, gauss_multiplier
 r = np.random.default_rng(0)
 src = r.integers(-127, 128, (3, 40)).astype(np.int8); fs = r.standard_normal((3, 40)).astype(np.float32)
@@ -213,6 +249,7 @@ o2 = np.empty_like(src); breed(a, b, src, 7, 3, 99, bernoulli_threshold(0.3), ga
 h.update(weighted_select(np.array([3, 0, 5, 1]), 50, 7, 3, 0x80000001).tobytes())
 h.update(weighted_select(np.array([0.3, 0.0, 0.5]), 50, 7, 3, 0x80000001).tobytes())
 h.update(uniform_init(3, 40, 7, 5, -0.1, 0.1, 0x80000004).tobytes())
+h.update(uniform_init_int8(3, 40, 7, 5, 9, 0x80000004).tobytes())
 print(h.hexdigest())
 """
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import rng
 from ..models.mlp import MLPSpec
+from ..strategies._breeding import init_range_q
 from ..strategies.openes import MEAN_FRAC, q16
 from ..tasks.problem import gumbel_lut
 
@@ -69,8 +70,8 @@ def genreg_cfg_c(strategy, seed: int, batch: int) -> str:
     mw = rng.gauss_multiplier(p.mutation_scale * 2.0 ** spec.w_frac)
     mb = rng.gauss_multiplier(p.mutation_scale * 2.0 ** spec.b_frac)
     return (f"{{{int(seed)}u, {p.population}u, {p.n_survivors()}u, {int(batch)}u, {thr}u, {mw}, {mb}, "
-            f"{p.q_decay()}, {p.q_reward()}, {p.q_penalty()}, {p.q_inherit()}, {float(p.init_w)!r}, "
-            f"{float(p.init_b)!r}}}")
+            f"{p.q_decay()}, {p.q_reward()}, {p.q_penalty()}, {p.q_inherit()}, "
+            f"{init_range_q(p.init_w, spec.w_frac)}, {init_range_q(p.init_b, spec.b_frac)}}}")
 
 
 def _openes_init_a(strategy) -> list[int]:

@@ -14,7 +14,11 @@ Streams (``k = key(seed, generation, child)``; ``km = absorb(k, stream_salt)``):
                 noise word  w = mix32(h ^ NOISE_SALT)
                 int8:    child = sat8(v + gauss_scaled(w, mult))                where the mask fires
                 float32: child = v + float32(gauss(w)) * float32(sigma / 147.8006) where it fires
-    init:       h = u32(absorb(key(seed, 0, PURPOSE_INIT), i), idx);  v = lo + (hi - lo) * h / 2**32
+    init:       h = u32(absorb(key(seed, 0, PURPOSE_INIT), i), idx)
+                float32: v = lo + (hi - lo) * h / 2**32                     (IEEE double, then cast)
+                int8:    v = bounded(h, 2 * r_q + 1) - r_q   (uniform on [-r_q, r_q]; r_q = the range
+                         in Q(frac) units, quantize(r, frac), an integer computed on the host, so the
+                         device init needs no floating point)
     selection:  h_d = u32(key(seed, generation, PURPOSE_SELECT), d)   (d-th draw)
                 weighted (int64 weights, total < 2**32): r = bounded(h_d, total);
                 pick = first i with cumsum[i] > r   (binary search)
@@ -219,6 +223,30 @@ def uniform_init(P: int, n: int, seed: int, offset: int, lo: float, hi: float, p
     return out
 
 
+@njit(parallel=True, cache=True)
+def _uniform_init_int8(init_key, offset, r_q, out):
+    P, n = out.shape
+    span = _U(2 * r_q + 1)
+    for i in prange(P):
+        k = absorb(_U(init_key), _U(i))
+        for j in range(n):
+            out[i, j] = np.int8(bounded(u32(k, _U(offset + j)), span) - r_q)
+
+
+def uniform_init_int8(P: int, n: int, seed: int, offset: int, r_q: int, purpose: int) -> np.ndarray:
+    """int8 [P, n] uniform on the integers [-r_q, r_q]: bounded(h, 2 * r_q + 1) - r_q with h the
+    same word as uniform_init's (key absorb(key(seed, 0, purpose), i), index offset + j). Integer
+    only, so the C engine's initial population needs no double arithmetic."""
+    if isinstance(r_q, (bool, np.bool_)) or not isinstance(r_q, (int, np.integer)):
+        raise TypeError(f"r_q must be an integer range in Q units (quantize(r, frac)), got {type(r_q).__name__}")
+    if not 0 <= int(r_q) <= 127:
+        raise ValueError(f"r_q must be in [0, 127] (an int8 range), got {r_q}: use a smaller init range")
+    _check_offset(offset, n)
+    out = np.empty((P, n), dtype=np.int8)
+    _uniform_init_int8(np.uint32(py_key(seed, 0, purpose)), offset, np.int64(r_q), out)
+    return out
+
+
 # ---------------------------------------------------------------- selection
 @njit(cache=True)
 def _weighted_int(cum, total, k, n_draws, out):
@@ -286,4 +314,4 @@ def topk(fitness, k: int) -> np.ndarray:
 
 
 __all__ = ["crossover_uniform", "mutate_masked_int8", "mutate_masked_float", "breed_int8", "breed_float",
-           "breed", "uniform_init", "weighted_select", "uniform_select", "topk", "MUTATION_SALT", "NOISE_SALT"]
+           "breed", "uniform_init", "uniform_init_int8", "weighted_select", "uniform_select", "topk", "MUTATION_SALT", "NOISE_SALT"]

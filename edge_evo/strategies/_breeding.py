@@ -6,22 +6,35 @@ from __future__ import annotations
 import numpy as np
 
 from ..fixedpoint import quantize
-from ..kernels.operators import breed, uniform_init
+from ..kernels.operators import breed, uniform_init, uniform_init_int8
 from ..models.mlp import MLPSpec, Population
 from ..rng import bernoulli_threshold, gauss_multiplier
 from .base import PURPOSE_INIT
 
 
+def init_range_q(r: float, frac: int) -> int:
+    """Init range r in Q(frac) integer units: round-half-up(r * 2**frac), saturated to 127
+    (the r_q of operators.uniform_init_int8 and of the C config's init_wq / init_bq)."""
+    if not np.isfinite(r) or r < 0:
+        raise ValueError(f"init range must be a finite number >= 0, got {r}")
+    return int(quantize(r, frac))
+
+
 def init_population(spec: MLPSpec, size: int, seed: int, mode: str, w_range: float, b_range: float) -> Population:
-    """W ~ U(-w_range, w_range), b ~ U(-b_range, b_range); int8 mode quantizes to each tensor's Q format."""
+    """W ~ U(-w_range, w_range), b ~ U(-b_range, b_range). int8 mode draws integers uniform on
+    [-r_q, r_q] with r_q = init_range_q(range, tensor frac) (integer only, as the C engine)."""
     if size < 1:
         raise ValueError(f"population must be >= 1, got {size}")
     off = spec.offsets()
     tensors = {}
     for name, shape in spec.tensors():
         r = w_range if name.startswith("W") else b_range
-        v = uniform_init(size, int(np.prod(shape)), seed, off[name], -r, r, PURPOSE_INIT)
-        tensors[name] = quantize(v, spec.tensor_frac(name)) if mode == "int8" else v.astype(np.float32)
+        n = int(np.prod(shape))
+        if mode == "int8":
+            tensors[name] = uniform_init_int8(size, n, seed, off[name], init_range_q(r, spec.tensor_frac(name)),
+                                              PURPOSE_INIT)
+        else:
+            tensors[name] = uniform_init(size, n, seed, off[name], -r, r, PURPOSE_INIT).astype(np.float32)
     return Population(spec, tensors)
 
 
