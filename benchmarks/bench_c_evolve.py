@@ -140,8 +140,8 @@ def size_table(target: str, tmp: Path):
     print("GENREG RAM = k*n + n + 8*P + 17*k + B (+<=3);  OpenES RAM = 9*n + 4*P + 4*P/2 (+<=3).")
     print("app .bss = the app object's static state (the formula's buffer + ee_genreg_t/ee_openes_t + LUT);"
           " 'fits' leaves 8 KB of stack.")
-    print("flash = .text + .rodata + .data of a whole linked firmware (runtime, evolution engine, startup, libgcc;"
-          " GENREG includes soft double for the initial population); it does not depend on the model size.")
+    print("flash = .text + .rodata + .data of a whole linked firmware (runtime, evolution engine, startup, libgcc);"
+          " it does not depend on the model size.")
 
 
 def _count_insns(target, elf: Path, log: Path) -> int:
