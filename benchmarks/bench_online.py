@@ -83,7 +83,7 @@ def part_mnist(args, out):
         "fashion": (np.concatenate([Xt[:n0], quantize_input_u8(Xf[:n1])]), np.concatenate([yt[:n0], yf[:n1]])),
     }
     modes = {"frozen": None,
-             "adaptive": dict(trainable="all"),
+             "adaptive": dict(trainable="all", lr=args.adaptive_lr),
              "last-drift": dict(trainable="last", window=args.last_window, sigma=args.last_sigma,
                                 adapt="after_drift"),
              "last-always": dict(trainable="last", window=args.last_window, sigma=args.last_sigma,
@@ -92,6 +92,7 @@ def part_mnist(args, out):
     size = args.chunk
     results, table = {}, []
     print(f"model {spec.dims} int8, {args.learner} P={args.population} window={args.window} "
+          f"(adaptive: lr {args.adaptive_lr})"
           f"\n  last-drift: output layer only, window {args.last_window}, sigma {args.last_sigma}, "
           f"adapt='after_drift'; last-always: the same with adapt='always', lr {args.last_always_lr}\n  "
           f"{n0} MNIST test samples, then {n1} drifted ones; accuracy in chunks of {size}")
@@ -275,6 +276,7 @@ def main():
     ap.add_argument("--latency-samples", type=int, default=2000)
     ap.add_argument("--last-window", type=int, default=128, help="window of the adaptive-last mode")
     ap.add_argument("--last-sigma", type=float, default=0.1, help="sigma of the adaptive-last modes")
+    ap.add_argument("--adaptive-lr", type=float, default=0.5, help="lr of the adaptive (all tensors) mode")
     ap.add_argument("--last-always-lr", type=float, default=0.1, help="lr of the last-always mode")
     ap.add_argument("--chunk", type=int, default=250)
     ap.add_argument("--population", type=int, default=4)
