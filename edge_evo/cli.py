@@ -204,12 +204,12 @@ SUBCOMMANDS["export"] = Subcommand("export", "write a saved model as ONNX (integ
 
 # ----------------------------------------------------------------------------- import
 def _add_import_args(p):
-    from .importers import add_import_arguments
+    from .importers.cli import add_import_arguments
     add_import_arguments(p)
 
 
 def cmd_import(args) -> int:
-    from .importers import cli_import
+    from .importers.cli import cli_import
     return cli_import(args)
 
 
@@ -234,12 +234,12 @@ SUBCOMMANDS["adapt"] = Subcommand("adapt", "keep adapting a model on a stream of
 
 # ----------------------------------------------------------------------------- fit / targets
 def _add_fit_args(p):
-    from .fit import add_fit_arguments
+    from .fit_cli import add_fit_arguments
     add_fit_arguments(p)
 
 
 def cmd_fit(args) -> int:
-    from .fit import cli_fit
+    from .fit_cli import cli_fit
     return cli_fit(args)
 
 
@@ -248,7 +248,7 @@ SUBCOMMANDS["fit"] = Subcommand("fit", "check that a model (and on-device evolut
 
 
 def cmd_targets(args) -> int:
-    from .fit import cli_targets
+    from .fit_cli import cli_targets
     return cli_targets(args)
 
 

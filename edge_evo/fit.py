@@ -185,29 +185,6 @@ def fit_report(model, target, evolve: str | None = None, **opts) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI (edge_evo/cli.py)
-def add_fit_arguments(p) -> None:
-    p.add_argument("model", help="saved model (MODEL.json/.npz or run folder) or dims like 784-64-10")
-    p.add_argument("--target", required=True, help="device description (see 'edge-evo targets')")
-    p.add_argument("--evolve", choices=EVOLVERS, help="also budget on-device evolution with this engine")
-    p.add_argument("--population", type=int, help="population P (GENREG default 200, OpenES 64)")
-    p.add_argument("--survivors", type=int, help="GENREG survivors k (default 2)")
-    p.add_argument("--batch", type=int, help="GENREG batch B (default 200)")
-    p.add_argument("--stack-bytes", type=int, help="stack reserve (default 512 inference, 1024 evolution)")
-    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
-
-
-def cli_fit(args) -> int:
-    """0 when it fits, 1 (with the numbers and what to shrink) when it does not."""
-    import json
-    import sys
-    opts = {k: getattr(args, k) for k in ("population", "survivors", "batch", "stack_bytes")
-            if getattr(args, k) is not None}
-    r = fit_report(args.model, args.target, args.evolve, **opts)
-    if args.json:
-        print(json.dumps(r, indent=1))
-    else:
-        print(r["message"], file=sys.stdout if r["fits"] else sys.stderr)
-    return 0 if r["fits"] else 1
 
 
 def targets_table() -> list[str]:
@@ -228,10 +205,4 @@ def targets_table() -> list[str]:
     return lines + [f"{get_target(n).name}: {get_target(n).description}" for n in list_targets()]
 
 
-def cli_targets(args) -> int:
-    for line in targets_table():
-        print(line)
-    return 0
-
-
-__all__ = ["fit_report", "EVOLVERS", "targets_table", "add_fit_arguments", "cli_fit", "cli_targets"]
+__all__ = ["fit_report", "EVOLVERS", "targets_table"]

@@ -7,8 +7,8 @@ import pickletools
 import numpy as np
 import pytest
 
-from edge_evo.importers import (import_model, load_genreg_pickle, load_onnx_mlp, quantize_model,
-                                add_import_arguments, cli_import, PickleRefused)
+from edge_evo.importers import import_model, load_genreg_pickle, load_onnx_mlp, quantize_model, PickleRefused
+from edge_evo.importers.cli import add_import_arguments, cli_import
 from edge_evo.importers.genreg_pickle import safe_load_bytes
 from edge_evo.io import load_model
 from edge_evo.models.forward import forward
