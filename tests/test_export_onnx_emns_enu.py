@@ -15,9 +15,13 @@ from edge_evo.models.emns import EMNSPopulation, EMNSSpec, forward_float, quanti
 from edge_evo.models.enu import ENUSpec, enu_run, enu_step  # noqa: E402
 from edge_evo.strategies.emns import EMNS, fit  # noqa: E402
 
-EMNS_FLOAT_ATOL = 1e-4      # float32 graph vs float64 forward_float (outputs in +-5); measured <= 3e-6
-ENU_STEP_ATOL = 1e-5        # one step, float32 both sides; measured <= 3e-7
-ENU_SEQ_ATOL = 2e-4         # 50 steps: summation-order differences recirculate; measured <= 2e-5
+EMNS_FLOAT_ATOL = 1e-4      # float32 graph vs float64 forward_float (outputs in +-5); measured <= 8.4e-6
+ENU_STEP_ATOL = 1e-5        # one step from the same state, float32 both sides; measured <= 5.8e-7
+# Whole sequences: the per-step rounding differences (summation order of MatMul vs einsum) go round
+# the recurrence and grow where the cell's dynamics are sensitive: typically ~1e-6, up to 3.8e-3 at
+# T = 50 for some random genomes (docs/export-onnx.md). The sound check is step accuracy plus the
+# Scan graph equal to the chained step graph; enu_run is compared on these genomes at 1e-3.
+ENU_SEQ_ATOL = 1e-3
 
 SPEC = EMNSSpec((2, 8, 4, 1), max_dims=(2, 10, 5, 1))
 
