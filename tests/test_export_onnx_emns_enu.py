@@ -254,3 +254,14 @@ def test_enu_metadata_and_errors(tmp_path):
         export((spec, gen), tmp_path / "x.onnx", input="uint8")
     with pytest.raises(TypeError, match="to='onnx' only"):
         export((spec, gen), tmp_path / "x.h", to="c")
+
+
+def test_docs_example(tmp_path, monkeypatch):
+    """The EMNS / ENU Python block of docs/export-onnx.md runs as written (in a temporary folder)."""
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "export-onnx.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", doc, re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/export-onnx.md", "exec"), {})
+    assert (tmp_path / "emns.onnx").is_file() and (tmp_path / "enu_seq.onnx").is_file()
