@@ -125,7 +125,8 @@ def resolve_emns(model):
     if len(model) == 2 and isinstance(model[1], EMNSPopulation):
         pop = model[1]
         if pop.size != 1:
-            raise ValueError(f"an EMNSPopulation of {pop.size} genomes was given; export one (strategy.parent(state))")
+            raise ValueError(f"an EMNSPopulation of {pop.size} genomes was given; export one "
+                             "(strategy.parent(state))")
         return spec, pop.values[0], pop.nmask[0], pop.cmask[0]
     if len(model) == 2:
         return spec, model[1], None, None
