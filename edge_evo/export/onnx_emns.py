@@ -100,7 +100,8 @@ def _check(spec, values, nmask, cmask):
         v = v[0]
     if v.ndim != 1 or v.size != spec.n_params:
         raise ValueError(f"EMNS values must be one genome of {spec.n_params} parameters for max_dims "
-                         f"{spec.max_dims}, got shape {np.shape(values)}; export one genome (e.g. state.arrays['best'])")
+                         f"{spec.max_dims}, got shape {np.shape(values)}; "
+                         "export one genome (e.g. state.arrays['best'])")
     if v.dtype not in (np.int16, np.float32, np.float64):
         raise TypeError(f"EMNS values dtype must be int16 (Q11) or float32/float64, got {v.dtype}")
     n0, c0 = spec.initial_masks()
