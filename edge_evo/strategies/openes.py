@@ -229,7 +229,8 @@ class OpenES(Strategy):
     Params = OpenESParams
     presets = {
         "paper": OpenESParams(population=512, sigma=0.01, lr=1.0, momentum=0.9, shaping="rank5"),
-        # tuned on MNIST 784-64-10 int8, w_frac=7, 500-image batches: 93.97 % test in 15 min on 2 loaded cores
+        # tuned on MNIST 784-64-10 int8, w_frac=7, 500-image batches: 95.29 % test in 15 min on a quiet
+        # 2-core machine (93.97 % under load)
         # (benchmarks/bench_openes_mnist.py)
         "mnist": OpenESParams(population=200, sigma=0.03, lr=0.25, momentum=0.9, shaping="rank5",
                               lr_decay=0.9993, lr_min=0.04),
