@@ -43,9 +43,29 @@ class ENUSpec:
     def n_params(self) -> int:
         return sum(a * b for _, (a, b) in self.tensors())
 
+    def offsets(self) -> dict[str, int]:
+        out, pos = {}, 0
+        for name, (a, b) in self.tensors():
+            out[name] = pos
+            pos += a * b
+        return out
+
+    # the spec protocol OpenES needs (shared with MLPSpec): fixed-point scale and fan-in per tensor
+    def tensor_frac(self, name: str) -> int:
+        return 7
+
+    def fan_in(self, name: str) -> int:
+        return dict(self.tensors())[name][1]
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        return (self.n_in, self.n_hidden, self.n_out)
+
     def unflatten(self, genomes: np.ndarray) -> dict[str, np.ndarray]:
         """[P, n_params] -> {name: [P, rows, cols]} views in the canonical order W_g, W_c, W_o."""
-        g = np.atleast_2d(np.asarray(genomes, dtype=np.float32))
+        g = np.atleast_2d(np.asarray(genomes))
+        if g.dtype != np.float64:
+            g = g.astype(np.float32)
         if g.shape[1] != self.n_params:
             raise ValueError(f"ENU genome length {g.shape[1]} != {self.n_params} parameters of {self}")
         out, pos = {}, 0
@@ -56,26 +76,36 @@ class ENUSpec:
 
 
 def _sigmoid(x):
-    return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+    one = x.dtype.type(1.0)
+    return one / (one + np.exp(-x))
 
 
-def enu_step(spec: ENUSpec, params: dict, x: np.ndarray, y_prev: np.ndarray, h: np.ndarray):
-    """One step for P offspring x E copies: x [P, E, n_in], y_prev [P, E, n_out], h [P, E, H] -> (y, h')."""
+def enu_step(spec: ENUSpec, params: dict, x: np.ndarray, y_prev: np.ndarray, h: np.ndarray, noise=None):
+    """One step for P offspring x E copies: x [P, E, n_in], y_prev [P, E, n_out], h [P, E, H] -> (y, h').
+
+    Computes in the dtype of ``h`` (float32, or float64 for the Brian2 parity reference).
+    ``noise`` [P or 1, E, n_out] is added to the output gate before the clamp (seed: N(0, 0.01),
+    so units sharing one genome behave slightly differently)."""
     P, E = h.shape[:2]
     if x.shape != (P, E, spec.n_in) or y_prev.shape != (P, E, spec.n_out) or h.shape[2] != spec.n_hidden:
         raise ValueError(f"ENU step shapes: x {x.shape}, y_prev {y_prev.shape}, h {h.shape} do not match "
                          f"[P, E, {spec.n_in}], [P, E, {spec.n_out}], [P, E, {spec.n_hidden}]")
     H = spec.n_hidden
-    one = np.ones((P, E, 1), np.float32)
-    a = np.concatenate([x, y_prev, h, one], axis=2).astype(np.float32)
-    g = np.einsum("pka,pea->pek", params["W_g"], a)
-    z = _sigmoid(np.float32(3.0) * g[..., :H])
-    r = _sigmoid(np.float32(3.0) * (g[..., H:] - np.float32(1.0)))
-    ac = np.concatenate([x, y_prev, r * h, one], axis=2).astype(np.float32)
-    c = np.tanh(np.float32(3.0) * np.einsum("pka,pea->pek", params["W_c"], ac))
-    h2 = ((np.float32(1.0) - z) * h + z * c).astype(np.float32)
-    y = np.clip(np.einsum("pkh,peh->pek", params["W_o"], np.concatenate([h2, one], axis=2)), 0.0, 1.0)
-    return y.astype(np.float32), h2
+    dt = h.dtype.type
+    W = {k: v.astype(h.dtype, copy=False) for k, v in params.items()}
+    one = np.ones((P, E, 1), h.dtype)
+    a = np.concatenate([x, y_prev, h, one], axis=2).astype(h.dtype)
+    g = np.einsum("pka,pea->pek", W["W_g"], a)
+    z = _sigmoid(dt(3.0) * g[..., :H])
+    r = _sigmoid(dt(3.0) * (g[..., H:] - dt(1.0)))
+    ac = np.concatenate([x, y_prev, r * h, one], axis=2).astype(h.dtype)
+    c = np.tanh(dt(3.0) * np.einsum("pka,pea->pek", W["W_c"], ac))
+    h2 = ((dt(1.0) - z) * h + z * c).astype(h.dtype)
+    o = np.einsum("pkh,peh->pek", W["W_o"], np.concatenate([h2, one], axis=2))
+    if noise is not None:
+        o = o + noise
+    y = np.clip(o, 0.0, 1.0)
+    return y.astype(h.dtype), h2
 
 
 def enu_run(spec: ENUSpec, genomes: np.ndarray, xs: np.ndarray):

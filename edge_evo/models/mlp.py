@@ -104,6 +104,10 @@ class MLPSpec:
             raise ValueError("not an MLP spec")
         return cls(dims=tuple(d.pop("dims")), **d)
 
+    def fan_in(self, name: str) -> int:
+        """Inputs feeding one output of tensor ``name`` (W1 -> dims[0]); used by initialisers."""
+        return self.dims[int(name[1:]) - 1]
+
     # float value of one integer unit of each tensor (for int8 <-> float conversion)
     def tensor_frac(self, name: str) -> int:
         return self.w_frac if name.startswith("W") else self.b_frac

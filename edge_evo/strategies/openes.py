@@ -257,7 +257,7 @@ class OpenES(Strategy):
         for li, (name, off, size) in enumerate(self._tensor_slices()):
             if not name.startswith("W"):
                 continue
-            fan_in = self.spec.dims[int(name[1:]) - 1]
+            fan_in = self.spec.fan_in(name)
             scale = self.params.init_scale if self.params.init_scale is not None else 1.0 / np.sqrt(fan_in)
             A = int(round(min(scale, 127 / 2 ** self._frac(name)) * 2.0 ** (self._frac(name) + MEAN_FRAC)))
             h = np.empty(size, dtype=np.uint32)
