@@ -16,8 +16,10 @@ def test_wheel_installs_and_exports_outside_source_tree(tmp_path):
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the exported model cannot be checked on the host")
     wheels = tmp_path / "wheels"
+    # PYTHONPATH pointing at the source tree makes setuptools build an empty wheel: drop it everywhere
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), ROOT], check=True, cwd=tmp_path)
+                    "-w", str(wheels), ROOT], check=True, cwd=tmp_path, env=env)
     venv = tmp_path / "venv"
     # system site packages give numpy/numba without a network; the wheel shadows any other edge_evo
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
@@ -39,7 +41,6 @@ def test_wheel_installs_and_exports_outside_source_tree(tmp_path):
         r = check_on_host((spec, g))
         print("OK", r.get("match", r))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([py, "-c", code], cwd=work, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("OK")
