@@ -16,16 +16,16 @@ def test_wheel_installs_and_exports_outside_source_tree(tmp_path):
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler: the exported model cannot be checked on the host")
     wheels = tmp_path / "wheels"
-    # PYTHONPATH pointing at the source tree makes setuptools build an empty wheel: drop it everywhere
+    # a PYTHONPATH at a source tree (with its egg-info) makes the venv's pip skip the install: drop it
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "-w", str(wheels), ROOT], check=True, cwd=tmp_path, env=env)
     venv = tmp_path / "venv"
     # system site packages give numpy/numba without a network; the wheel shadows any other edge_evo
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, env=env)
     py = str(venv / "bin" / "python")
     whl = next(wheels.glob("edge_evo-*.whl"))
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(whl)], check=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(whl)], check=True, env=env)
     work = tmp_path / "elsewhere"
     work.mkdir()
     code = textwrap.dedent("""
