@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from edge_evo.models.organism import (  # noqa: E402
-    OrganismSpec, classify_fixpoints, count_classes, dropout_table, extract_weights, forward,
+    OrganismSpec, aux_output, classify_fixpoints, count_classes, dropout_table, edge_activity, extract_weights, forward,
     forward_weights, self_replication_error, specialists, to_mlp)
 from edge_evo.strategies.organism_es import (  # noqa: E402
     OrganismES, OrganismESParams, accuracy, addition_data, mse_loss, resize_area, xent_loss)
@@ -40,7 +40,17 @@ def parse(argv=None):
     ap.add_argument("--add-rounds", type=int, default=6000, help="addition: max rounds")
     ap.add_argument("--dims", default="225,10,10")
     ap.add_argument("--population", type=int, default=64)
-    ap.add_argument("--task-params", choices=("aux", "all"), default="aux")
+    ap.add_argument("--task-params", choices=("aux", "all", "path"), default="aux",
+                    help="MNIST task-step coordinates: aux column only, every weight, or the aux path")
+    ap.add_argument("--gate", type=float, default=None,
+                    help="MNIST task_gate: particles whose input fires in <= this fraction of the batch sit out")
+    ap.add_argument("--sr-steps", type=int, default=1, help="MNIST: SR steps per round")
+    ap.add_argument("--task-steps", type=int, default=5, help="MNIST: task steps per round")
+    ap.add_argument("--lr", type=float, default=0.02, help="MNIST task lr (Adam)")
+    ap.add_argument("--lr-decay", type=float, default=1.0, help="MNIST: lr factor per task step (floor 1e-5)")
+    ap.add_argument("--save", default=None, help="MNIST: write the trained particles to this .npz")
+    ap.add_argument("--load", default=None, help="MNIST: skip training, analyse the particles in this .npz")
+    ap.add_argument("--no-int", action="store_true", help="skip the integer-mode section")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="folder for the exported C / ONNX files (default: temp)")
     return ap.parse_args(argv)
@@ -98,8 +108,8 @@ def run_mnist(a):
     Ftr, Fte = Ptr.astype(np.float32) / 255, Pte.astype(np.float32) / 255
     dims = tuple(int(d) for d in a.dims.split(","))
     spec = OrganismSpec(dims, activation="relu")
-    p = OrganismESParams(population=a.population, sigma=0.05, lr=0.02, sr_steps=1, task_steps=5,
-                         task_params=a.task_params)
+    p = OrganismESParams(population=a.population, sigma=0.05, lr=a.lr, lr_decay=a.lr_decay, sr_steps=a.sr_steps,
+                         task_steps=a.task_steps, task_params=a.task_params, task_gate=a.gate)
     es = OrganismES(spec, p, seed=a.seed)
     rows = []
 
@@ -108,18 +118,41 @@ def run_mnist(a):
         rows.append({"round": info["round"], "task steps": es.step, "batch xent": f"{info['loss_mean']:.3f}",
                      "test acc (2k)": f"{accuracy(spec, es.weights(), Fte[:2000], yte[:2000]):.3f}",
                      "PN_SR": c["identity"], "zero": c["zero"], "other": c["other"],
+                     "live": f"{info.get('live_frac', 1.0):.2f}",
                      "time s": f"{info['time_s']:.0f}"})
-    es.run(xent_loss(spec, Ftr, ytr, batch=256, seed=a.seed), seconds=a.seconds, callback=cb, every=100)
+    if a.load:
+        with np.load(a.load, allow_pickle=False) as z:
+            es.load_state_arrays({k: z[k] for k in z.files})
+        print(f"loaded {a.load}: {es.step} task steps, {es.sr_step_count} SR steps (no training)")
+    else:
+        es.run(xent_loss(spec, Ftr, ytr, batch=256, seed=a.seed), seconds=a.seconds, callback=cb, every=100)
+    if a.save:
+        np.savez(a.save, **es.state_arrays())
     w = extract_weights(spec, es.particles)
     acc = accuracy(spec, w, Fte, yte)
     print(f"\n== MNIST 15x15: organism {spec.dims} ({spec.activation}), {spec.n_edges} particles "
           f"{spec.particle.dims}, {spec.n_params} parameters, OpenES P={p.population} "
-          f"(task_params={p.task_params}), {p.task_steps} task : {p.sr_steps} SR steps, {a.seconds:.0f} s")
-    table(rows, list(rows[0]))
+          f"(task_params={p.task_params}, task_gate={p.task_gate}, lr={p.lr} x {p.lr_decay}/step), {p.task_steps} task : "
+          f"{p.sr_steps} SR steps, {a.seconds:.0f} s")
+    if rows:
+        table(rows, list(rows[0]))
     print(f"test accuracy (10,000, float, extracted weights): {100 * acc:.2f} %")
 
     score = lambda ww: 100 * accuracy(spec, ww, Fte, yte)  # noqa: E731
     drows = dropout_table(spec, es.particles, score)
+    # a third baseline: drop the particles whose input fires least often on the training set
+    sr = specialists(spec, es.particles)
+    rate = edge_activity(spec, w, Ftr)
+    k = int(sr.sum())
+    drop_rate = np.zeros(spec.n_edges, dtype=bool)
+    drop_rate[np.argsort(rate, kind="stable")[:k]] = True
+    drows.insert(3, {"variant": "input-activity pruning, same sparsity as drop PN_SR", "dropped": k,
+                     "score": score(np.where(drop_rate, 0.0, w)), "sparsity": k / spec.n_edges})
+    lay = spec.edge_layer()
+    print(f"PN_SR per layer: {[int(sr[lay == l].sum()) for l in range(spec.n_layers)]} of {spec.layer_sizes}; "
+          f"PN_SR input firing rate on the training set: median {np.median(rate[sr]) if k else float('nan'):.4f}, "
+          f"max {rate[sr].max() if k else float('nan'):.4f} (PN_F median {np.median(rate[~sr]):.4f}); "
+          f"PN_SR also among the {k} least-firing: {int((sr & drop_rate).sum())}")
     for r in drows:
         r["test acc %"] = f"{r['score']:.2f}"
         r["sparsity %"] = f"{100 * r['sparsity']:.1f}"
@@ -128,6 +161,9 @@ def run_mnist(a):
     cost_sr = drows[0]["score"] - drows[1]["score"]
     cost_l1 = drows[0]["score"] - drows[2]["score"]
     print(f"dropping PN_SR costs {cost_sr:.2f} points, l1 at the same sparsity {cost_l1:.2f} points")
+
+    if not a.no_int:
+        int_mode_mnist(spec, es.particles, sr, Ftr, Pte, Fte, yte)
 
     # int8 export of the pruned extracted MLP
     keep = ~specialists(spec, es.particles)
@@ -149,6 +185,64 @@ def run_mnist(a):
           f"(acc {100 * float(np.mean(logits.argmax(1) == yte)):.2f} %)")
     print(f"files: {onnx_path}, {h}")
     return acc, cost_sr, cost_l1
+
+
+def int_sr_rows(spec, particles, sel, name):
+    """Self-replication of the particles ``sel`` after quantisation to int8 / int16 weights."""
+    from edge_evo.models.organism_int import (dequantize_particles, int_sr_error, int_sr_repair,
+                                              quantize_particles)
+    ps, rows = spec.particle, []
+    P = particles[sel]
+    for bits in (8, 16):
+        q, f = quantize_particles(P, bits)
+        fe = self_replication_error(ps, dequantize_particles(q, f))
+        ie = int_sr_error(ps, q, f, bits)
+        t0 = time.perf_counter()
+        qr = int_sr_repair(ps, q, f, bits, steps=300, seed=1)
+        t_rep = time.perf_counter() - t0
+        ier = int_sr_error(ps, qr, f, bits)
+        # the repair may move the weight the particle applies: PN(0, 0, 0, 0, 1) before / after
+        dw = np.abs(aux_output(ps, dequantize_particles(qr, f)) - aux_output(ps, dequantize_particles(q, f)))
+        rows.append({"particles": f"{name} ({len(P)})", "weights": f"int{bits} Q{f} (LSB {2.0 ** -f:.1e})",
+                     "float SR err of dequantised: median / max": f"{np.median(fe):.1e} / {fe.max():.1e}",
+                     "float 1e-5 fixpoints": int(np.sum(fe < 1e-5)),
+                     "exact int fixpoints": int(np.sum(ie == 0)),
+                     "int SR err LSB: max": int(ie.max()),
+                     "after int SR repair (300 steps)": f"{int(np.sum(ier == 0))} exact, max {int(ier.max())} LSB, "
+                                                        f"{t_rep:.1f} s",
+                     "|d extracted w| max": f"{dw.max():.1e}"})
+    return rows
+
+
+def int_mode_mnist(spec, particles, sr, Ftr, Pte, Fte, yte):
+    """Integer mode: self-replication at int8/int16 resolution, integer organism forward accuracy."""
+    from edge_evo.fixedpoint.ops import quantize_input_u8
+    from edge_evo.models.organism_int import (calibrate_act_fracs, int_forward, int_forward_float,
+                                              quantize_particles)
+    print("\n-- integer mode: self-replication after quantising the particles (PN_SR = float 1e-5 fixpoints)")
+    rows = int_sr_rows(spec, particles, sr, "PN_SR") if sr.any() else []
+    if rows:
+        table(rows, list(rows[0]))
+    print("\n-- integer mode: literal organism forward with integer particles (int16 activations, Q7 pixels)")
+    Xq = quantize_input_u8(Pte).astype(np.int64)
+    frows = []
+    for bits in (8, 16):
+        q, f = quantize_particles(particles, bits)
+        fr = calibrate_act_fracs(spec, particles, Ftr[:2000], bits=16, x_frac=7)
+        t0 = time.perf_counter()
+        zi = int_forward(spec, q, f, Xq, fr, bits=bits)
+        t_int = time.perf_counter() - t0
+        zf = int_forward_float(spec, q, f, Xq / 128.0)
+        zd = zi * 2.0 ** -fr[-1]
+        frows.append({"particles": f"int{bits} Q{f}", "act formats": str(fr),
+                      "test acc %": f"{100 * np.mean(zi.argmax(1) == yte):.2f}",
+                      "float twin acc %": f"{100 * np.mean(zf.argmax(1) == yte):.2f}",
+                      "max |int - float twin| / max|logit|": f"{np.abs(zd - zf).max() / np.abs(zf).max():.1e}",
+                      "argmax agree %": f"{100 * np.mean(zi.argmax(1) == zf.argmax(1)):.2f}",
+                      "time s": f"{t_int:.1f}"})
+    acc_f = 100 * accuracy(spec, extract_weights(spec, particles), Fte, yte)
+    table(frows, list(frows[0]))
+    print(f"float organism (unquantised particles): {acc_f:.2f} %")
 
 
 def main(argv=None):

@@ -155,3 +155,96 @@ def test_pruned_export_int8_onnx_matches_kernels(tmp_path):
     np.testing.assert_array_equal(logits, ref)
     h = export((qspec, qgenome), tmp_path / "c", to="c", measure=False)
     assert h.exists() and h.with_suffix(".c").exists()
+
+
+# ----------------------------------------------------------------------------- activity gate, 'path'
+def test_edge_activity_counts_nonzero_inputs_per_edge():
+    from edge_evo.models.organism import edge_activity
+    spec = OrganismSpec((3, 2, 2), activation="relu")
+    X = np.array([[0.0, 1.0, 0.5], [0.0, 0.0, 2.0]])
+    w = np.zeros(spec.n_edges)
+    w[:6] = [1, 0, 0, -1, 0, 0]            # hidden 0 = relu(x0) = 0, hidden 1 = relu(-x0) = 0
+    a = edge_activity(spec, w, X)
+    np.testing.assert_allclose(a[:6], [0, 0.5, 1, 0, 0.5, 1])   # edge (c, e) reads input e
+    np.testing.assert_allclose(a[6:], 0)                         # both hidden units silent
+    with pytest.raises(ValueError, match="one genome"):
+        edge_activity(spec, np.zeros((2, spec.n_edges)), X)
+
+
+def test_task_gate_freezes_silent_particles_and_path_mask():
+    from edge_evo.strategies.organism_es import xent_loss
+    spec = OrganismSpec((4, 3), activation="linear")
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 4)).astype(np.float32)
+    X[:, 0] = 0                                 # input 0 never fires: its 3 particles have no task signal
+    y = rng.integers(0, 3, 64)
+    loss = xent_loss(spec, X, y, batch=32, seed=0)
+    p = OrganismESParams(population=8, sigma=0.05, lr=0.05, sr_steps=0, task_params="path", task_gate=0.0)
+    es = OrganismES(spec, p, seed=1)
+    P0 = es.particles.copy()
+    for _ in range(5):
+        info = es.task_step(loss)
+    moved = np.any(es.particles != P0, axis=1)
+    silent = np.arange(spec.n_edges) % 4 == 0
+    assert not moved[silent].any() and moved[~silent].all()
+    assert info["live_frac"] == pytest.approx(9 / 12)             # fraction of particles that took part
+    # 'path' moves the aux column of W1 and W2, never W1[:, :4]
+    d = es.particles != P0
+    assert not d[:, [0, 1, 2, 3, 5, 6, 7, 8]].any() and d[~silent][:, [4, 9, 10, 11]].all()
+    with pytest.raises(ValueError, match="activity"):
+        OrganismES(spec, p, seed=1).task_step(lambda w, s: np.zeros(len(w)))
+    with pytest.raises(ValueError, match="task_gate"):
+        OrganismESParams(task_gate=1.5)
+
+
+# ----------------------------------------------------------------------------- integer mode
+def test_int_self_replication_exact_and_repair():
+    from edge_evo.models.organism_int import (dequantize_particles, int_self_apply, int_sr_error,
+                                              int_sr_repair, quantize_particles)
+    ident = identity_particle()
+    for bits, frac in ((8, 6), (16, 14)):
+        q, f = quantize_particles(ident, bits)
+        assert f == frac and int_sr_error(PS, q, f, bits) == 0     # weights 0 / 1: exact integer fixpoint
+        np.testing.assert_array_equal(int_self_apply(PS, q, f, bits), q)
+    # a float 1e-5 fixpoint with structure weights off 0 / 1 loses the float fixpoint property at
+    # int8, and the integer SR search brings it back to an exact integer fixpoint
+    rng = np.random.default_rng(3)
+    P = []
+    for _ in range(20):
+        w2 = np.array([rng.uniform(0.9, 1.5), rng.uniform(-0.5, 0.5)])
+        W1 = rng.uniform(-0.5, 0.5, (2, 5))
+        W1[0, :4] = (np.array([1.0, 0, 0, 0]) - w2[1] * W1[1, :4]) / w2[0]   # v[:4] = (1, 0, 0, 0)
+        P.append(np.concatenate([W1.ravel(), w2]))
+    P = np.array(P)
+    assert np.all(self_replication_error(PS, P) < 1e-12)
+    q, f = quantize_particles(P, 8)
+    assert np.median(self_replication_error(PS, dequantize_particles(q, f))) > 1e-3
+    e0 = int_sr_error(PS, q, f, 8)
+    qr = int_sr_repair(PS, q, f, 8, steps=300, seed=0)
+    e1 = int_sr_error(PS, qr, f, 8)
+    assert e0.max() > 0 and np.all(e1 <= e0) and np.mean(e1 == 0) >= 0.9
+    np.testing.assert_array_equal(qr, int_sr_repair(PS, q, f, 8, steps=300, seed=0))   # deterministic
+
+
+def test_int_forward_matches_float_twin():
+    from edge_evo.models.organism_int import (calibrate_act_fracs, int_forward, int_forward_float,
+                                              quantize_particles)
+    spec = OrganismSpec((16, 8, 4), activation="relu")
+    P = spec.init(1)
+    rng = np.random.default_rng(4)
+    Xq = rng.integers(0, 128, (300, 16))
+    X = Xq / 128.0
+    fr = calibrate_act_fracs(spec, P, X, bits=16, x_frac=7)
+    for bits in (8, 16):
+        q, f = quantize_particles(P, bits)
+        zi = int_forward(spec, q, f, Xq, fr, bits=bits, chunk=128)
+        assert zi.dtype == np.int64
+        zf = int_forward_float(spec, q, f, X)
+        # stated tolerance: 1e-3 of the logit range (measured ~1e-4), argmax agreement >= 98 %
+        assert np.abs(zi * 2.0 ** -fr[-1] - zf).max() <= 1e-3 * np.abs(zf).max()
+        assert np.mean(zi.argmax(1) == zf.argmax(1)) >= 0.98
+    # the particles' own literal float forward (the organism of Definition 7) is the float twin's reference
+    np.testing.assert_allclose(forward(spec, P, X), int_forward_float(spec, *quantize_particles(P, 16), X),
+                               atol=2e-3 * np.abs(forward(spec, P, X)).max())
+    with pytest.raises(ValueError, match="act_fracs"):
+        int_forward(spec, q, f, Xq, fr[:-1])

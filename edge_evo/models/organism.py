@@ -346,6 +346,25 @@ def _tail_forward(h1, w, dims, code):
     return out
 
 
+def edge_activity(spec: OrganismSpec, weights: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Firing rate of every edge's input: [n_edges] fraction of the rows of X in which the value the
+    particle receives (input pixel, or hidden activation after ``act``) is non-zero, for the organism
+    with extracted ``weights`` [n_edges]. A particle whose input is zero on a batch cannot change the
+    organism's output on it (its output is v_4 x = 0), whatever its weights."""
+    weights = np.asarray(weights, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if weights.shape != (spec.n_edges,):
+        raise ValueError(f"weights must be [{spec.n_edges}] (one genome), got shape {weights.shape}")
+    if X.ndim != 2 or X.shape[1] != spec.dims[0]:
+        raise ValueError(f"X must be [batch, {spec.dims[0]}], got shape {X.shape}")
+    act = LUT_FUNCTIONS[spec.activation]
+    out, h = [], X
+    for l, W in enumerate(split_layers(spec, weights)):
+        out.append(np.tile(np.mean(h != 0, axis=0), W.shape[0]))      # edge (l, c, e) reads input e
+        h = act(h @ W.T)
+    return np.concatenate(out)
+
+
 def forward(spec: OrganismSpec, particles: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Literal organism forward (Definition 7): every particle evaluated on [0,0,0,0,x], cells sum.
 
@@ -421,7 +440,7 @@ def dropout_table(spec: OrganismSpec, particles: np.ndarray, score, eps: float =
     return rows
 
 
-__all__ = ["specialists", "l1_keep", "dropout_table", "aux_output", "EPS_FIXPOINT", "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec",
+__all__ = ["edge_activity", "specialists", "l1_keep", "dropout_table", "aux_output", "EPS_FIXPOINT", "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec",
            "OrganismSpec", "particle_apply", "effective_vector", "weightwise_inputs", "weightwise_apply",
            "self_apply", "self_replication_error", "is_fixpoint", "classify_fixpoints", "count_classes",
            "extract_weights", "split_layers", "forward_weights", "forward", "to_mlp"]

@@ -75,7 +75,12 @@ class OrganismESParams:
     """``population`` even (mirrored pairs). ``sigma``/``lr`` decay geometrically per task step down
     to ``*_min``. ``task_params``: 'all' perturbs every particle weight in task steps, 'aux' only the
     first layer's auxiliary-input column (the weight the particle applies; self-replication of an
-    identity particle is untouched by it). ``sr_*``: the per-particle (1+lambda)-ES."""
+    identity particle is untouched by it), 'path' the weights the auxiliary output ``v_4`` depends
+    on (first layer's auxiliary column and every later layer: the support of the seed's SGD task
+    gradient; moving them breaks self-replication). ``task_gate`` (None = off): a particle takes
+    part in a task step only if its input is non-zero in more than this fraction of the step's
+    minibatch (``task_loss.activity``); silent particles are neither perturbed nor updated (lazy
+    Adam), as their task gradient is zero or near it. ``sr_*``: the per-particle (1+lambda)-ES."""
     population: int = 64
     sigma: float = 0.02
     sigma_decay: float = 1.0
@@ -88,6 +93,7 @@ class OrganismESParams:
     beta2: float = 0.999
     weight_decay: float = 0.0
     task_params: str = "all"
+    task_gate: float | None = None
     sr_steps: int = 25
     task_steps: int = 1
     sr_lambda: int = 8
@@ -101,8 +107,10 @@ class OrganismESParams:
             raise ValueError(f"population must be even and >= 2 (mirrored pairs), got {self.population}")
         if self.optimizer not in ("adam", "momentum"):
             raise ValueError(f"optimizer must be 'adam' or 'momentum', got {self.optimizer!r}")
-        if self.task_params not in ("all", "aux"):
-            raise ValueError(f"task_params must be 'all' or 'aux', got {self.task_params!r}")
+        if self.task_params not in ("all", "aux", "path"):
+            raise ValueError(f"task_params must be 'all', 'aux' or 'path', got {self.task_params!r}")
+        if self.task_gate is not None and not 0.0 <= self.task_gate < 1.0:
+            raise ValueError(f"task_gate must be None or a firing-rate threshold in [0, 1), got {self.task_gate}")
         if self.sr_lambda < 2 or self.sr_lambda % 2:
             raise ValueError(f"sr_lambda must be even and >= 2, got {self.sr_lambda}")
         if self.sr_steps < 0 or self.task_steps < 1:
@@ -148,6 +156,8 @@ class OrganismES:
         m = np.zeros(ps.n_params, dtype=bool)
         o, i = ps.shapes[0]
         m[AUX:o * i:i] = True          # W1[:, AUX]
+        if self.p.task_params == "path":
+            m[o * i:] = True           # W2 ... W_K: v_4 = W_K ... W_2 W1[:, AUX]
         return np.tile(m, self.spec.n_edges)
 
     # ------------------------------------------------------------------ task (global) step
@@ -159,6 +169,17 @@ class OrganismES:
         idx = np.flatnonzero(self.mask) if self.mask is not None else None
         n = self.theta.size if idx is None else idx.size
         eps = noise(self.seed ^ PURPOSE_TASK, self.step, K, n)
+        live = None                    # coordinates that take part in this step (task_gate)
+        if p.task_gate is not None:
+            activity = getattr(task_loss, "activity", None)
+            if activity is None:
+                raise ValueError("task_gate needs a task_loss with an .activity(weights, step) method "
+                                 "(xent_loss provides one); or set task_gate=None")
+            on = np.asarray(activity(self.weights(), self.step)) > p.task_gate
+            live = np.repeat(on, spec.particle.n_params)
+            if idx is not None:
+                live = live[idx]
+            eps = eps * live
         pop = np.repeat(self.theta[None, :], 2 * K, axis=0)
         if idx is None:
             pop[0::2] += sigma * eps
@@ -179,18 +200,29 @@ class OrganismES:
             g = full
         g -= p.weight_decay * self.theta
         t = self.step + 1
+        m, v, theta = self.m, self.v, self.theta
+        if live is not None:           # lazy update: silent particles keep weights and optimiser state
+            sel = np.flatnonzero(live) if idx is None else idx[live]
+            m, v, theta, g = m[sel], v[sel], theta[sel], g[sel]
         if p.optimizer == "adam":
-            self.m = p.momentum * self.m + (1 - p.momentum) * g
-            self.v = p.beta2 * self.v + (1 - p.beta2) * g * g
-            mh = self.m / (1 - p.momentum ** t)
-            vh = self.v / (1 - p.beta2 ** t)
-            self.theta = self.theta + lr * mh / (np.sqrt(vh) + 1e-8)
+            m = p.momentum * m + (1 - p.momentum) * g
+            v = p.beta2 * v + (1 - p.beta2) * g * g
+            mh = m / (1 - p.momentum ** t)
+            vh = v / (1 - p.beta2 ** t)
+            theta = theta + lr * mh / (np.sqrt(vh) + 1e-8)
         else:
-            self.m = p.momentum * self.m + g
-            self.theta = self.theta + lr * self.m
+            m = p.momentum * m + g
+            theta = theta + lr * m
+        if live is None:
+            self.m, self.v, self.theta = m, v, theta
+        else:
+            self.m[sel], self.v[sel], self.theta[sel] = m, v, theta
         self.step += 1
-        return {"loss_mean": float(np.mean(loss[np.isfinite(loss)])) if np.isfinite(loss).any() else float("inf"),
+        info = {"loss_mean": float(np.mean(loss[np.isfinite(loss)])) if np.isfinite(loss).any() else float("inf"),
                 "loss_best": float(loss.min()), "sigma": sigma, "lr": lr}
+        if live is not None:
+            info["live_frac"] = float(np.mean(live))
+        return info
 
     # ------------------------------------------------------------------ self-replication (local) step
     def sr_step(self) -> np.ndarray:
@@ -308,13 +340,23 @@ def xent_loss(spec: OrganismSpec, X: np.ndarray, y: np.ndarray, batch: int = 256
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
 
-    def loss(w, step):
+    def batch_index(step):
         idx = np.empty(batch, dtype=np.int64)
         _batch_index(np.uint32((seed ^ PURPOSE_DATA) & 0xFFFFFFFF), np.uint32(step), len(X), idx)
+        return idx
+
+    def loss(w, step):
+        idx = batch_index(step)
         z = forward_weights(spec, w.astype(np.float32), X[idx])       # [P, B, C]
         z = z - z.max(axis=-1, keepdims=True)
         lse = np.log(np.exp(z).sum(axis=-1))
         return np.mean(lse - z[:, np.arange(batch), y[idx]], axis=1)
+
+    def activity(w, step):
+        """Per-edge firing rate of the particle inputs on this step's minibatch (for task_gate)."""
+        from ..models.organism import edge_activity
+        return edge_activity(spec, w, X[batch_index(step)])
+    loss.activity = activity
     return loss
 
 
