@@ -1,0 +1,318 @@
+"""Numba kernels of the Evolvable Neural Unit cell (the equation is ``edge_evo.models.enu``).
+
+Float32 kernel ``enu_cell_run``: P offspring x E environment copies x T steps, parallel over P::
+
+    a  = [x, y_prev, h, 1];  u, q = W_g a;  z = sigmoid(3u);  r = sigmoid(3(q - 1))
+    c  = tanh(3 W_c [x, y_prev, r*h, 1]);  h' = (1 - z) h + z c
+    y  = clamp(gain * (W_o [h', 1] + noise), 0, 1)
+
+``gain`` = 1 is ``models.enu.enu_run`` (tested equal within 2e-5 absolute on outputs and state);
+``gain`` = g equals ``enu_run`` with W_o and the noise scaled by g (the seed's IAF output is
+``clamp(1000 * out, 0, 1)``). Inputs shared by every offspring are passed as [T, 1, E, n_in] and
+read in place, never broadcast to P copies.
+
+Fixed-point kernel ``enu_cell_run_q`` (the device's view of the same cell)::
+
+    activations x, y, h, r*h, c  int16 Q12 (A_FRAC)       W_g, W_c: int8 Q(f) of 3*W (the slope 3 folded in)
+    W_o: int8 Q(f_o)                                       accumulators int32
+    z = LUT_sigmoid[sat8(rshift_round(acc_u, f + 12 - 5))]          LUT in Q5 -> out Q7
+    r = LUT_sigmoid[sat8(rshift_round(acc_q - 3 << (f+12), f + 7))]
+    c = LUT_tanh[sat8(rshift_round(acc_c, f + 7))] << 5               Q7 -> Q12
+    h' = h + rshift_round(z * (c - h), 7)                             (1 - z) h + z c with one product
+    y = clamp(rshift_round(acc_o, f_o), 0, 4096)                      Q12, fed back
+
+Every rounding is the project's ``rshift_round`` (round half up); the LUTs are
+``fixedpoint.make_lut('sigmoid'|'tanh', 5, 7)``. ``quantize_enu`` turns a float genome into the
+int8 tensors with a power-of-two frac per tensor chosen from its largest weight.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..fixedpoint import make_lut, quantize
+
+A_FRAC = 12           # int16 activations and state: value = q / 4096
+LUT_IN_FRAC = 5       # LUT input: 3u in [-4, 4), step 1/32
+LUT_OUT_FRAC = 7      # LUT output: gate / candidate in [-1, 1), step 1/128
+A_ONE = 1 << A_FRAC
+
+
+def _check(spec, genomes, xs, noise):
+    g = np.ascontiguousarray(genomes, dtype=np.float32)
+    if g.ndim != 2 or g.shape[1] != spec.n_params:
+        raise ValueError(f"genomes must be [P, {spec.n_params}] for {spec}, got {np.shape(genomes)}")
+    x = np.asarray(xs, dtype=np.float32)
+    P = g.shape[0]
+    if x.ndim != 4 or x.shape[3] != spec.n_in or x.shape[1] not in (1, P):
+        raise ValueError(f"xs must be [T, P={P} or 1, E, {spec.n_in}], got {x.shape}")
+    T, _, E, _ = x.shape
+    if noise is None:
+        nz = np.zeros((1, 1, 1, spec.n_out), np.float32)
+    else:
+        nz = np.asarray(noise, dtype=np.float32)
+        if nz.ndim != 4 or nz.shape[0] != T or nz.shape[1] not in (1, P) or nz.shape[2] != E \
+                or nz.shape[3] != spec.n_out:
+            raise ValueError(f"noise must be [T={T}, P or 1, E={E}, {spec.n_out}], got {nz.shape}")
+    return g, x, nz, T, P, E
+
+
+# ---------------------------------------------------------------- float32 cell
+@njit(inline="always", cache=True)
+def _sig(v):
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+
+
+@njit(cache=True)
+def enu_units_step(g, n_in, H, n_out, x, y, h, noise, gain, a, z):
+    """One float32 ENU step of B units that share the genome ``g`` (flat: W_g, W_c, W_o row-major),
+    in place. Columns are units: x [n_in, B], y [n_out, B] (previous output, overwritten with the
+    new one), h [H, B] (state, updated), noise [n_out, B]. Scratch: a [na + H, B], z [H, B] with
+    na = n_in + n_out + H + 1. The innermost loops run over B, so they vectorise without
+    reassociating any sum (each unit's sums keep the reference order). Reused by the network kernel."""
+    na = n_in + n_out + H + 1
+    B = h.shape[1]
+    oc = 2 * H * na               # offset of W_c
+    oo = oc + H * na              # offset of W_o
+    three = np.float32(3.0)
+    one = np.float32(1.0)
+    hb = n_in + n_out
+    for b in range(B):
+        for i in range(n_in):
+            a[i, b] = x[i, b]
+        for i in range(n_out):
+            a[n_in + i, b] = y[i, b]
+        for k in range(H):
+            a[hb + k, b] = h[k, b]
+        a[na - 1, b] = one
+    # gates from [x, y, h, 1]; r*h goes to rows na.. first, since every gate row reads h
+    for k in range(H):
+        ru = k * na
+        rq = (H + k) * na
+        for b in range(B):
+            z[k, b] = np.float32(0.0)
+            a[na + k, b] = np.float32(0.0)
+        for j in range(na):
+            wu = g[ru + j]
+            wq = g[rq + j]
+            for b in range(B):
+                z[k, b] += wu * a[j, b]
+                a[na + k, b] += wq * a[j, b]
+        for b in range(B):
+            z[k, b] = _sig(three * z[k, b])
+            a[na + k, b] = _sig(three * (a[na + k, b] - one)) * h[k, b]
+    for k in range(H):
+        for b in range(B):
+            a[hb + k, b] = a[na + k, b]
+    # candidate from [x, y, r*h, 1]; h' = (1 - z) h + z c
+    for k in range(H):
+        rc = oc + k * na
+        for b in range(B):
+            a[na + k, b] = np.float32(0.0)
+        for j in range(na):
+            w = g[rc + j]
+            for b in range(B):
+                a[na + k, b] += w * a[j, b]
+        for b in range(B):
+            c = np.tanh(three * a[na + k, b])
+            h[k, b] = (one - z[k, b]) * h[k, b] + z[k, b] * c
+    for i in range(n_out):
+        ro = oo + i * (H + 1)
+        for b in range(B):
+            a[na + i, b] = g[ro + H]
+        for k in range(H):
+            w = g[ro + k]
+            for b in range(B):
+                a[na + i, b] += w * h[k, b]
+        for b in range(B):
+            v = gain * (a[na + i, b] + noise[i, b])
+            y[i, b] = min(max(v, np.float32(0.0)), one)
+
+
+@njit(parallel=True, cache=True)
+def _run_float(g, xs, noise, n_in, H, n_out, gain, ys, hs):
+    T, Px, E = xs.shape[0], xs.shape[1], xs.shape[2]
+    P = g.shape[0]
+    Tn, Pn, En = noise.shape[0], noise.shape[1], noise.shape[2]
+    na = n_in + n_out + H + 1
+    for p in prange(P):
+        px = np.int64(p) if Px > 1 else np.int64(0)   # prange's index may be unsigned
+        pn = np.int64(p) if Pn > 1 else np.int64(0)
+        gp = g[p]
+        a = np.empty((na + max(H, n_out), E), np.float32)
+        z = np.empty((H, E), np.float32)
+        h = np.zeros((H, E), np.float32)
+        y = np.zeros((n_out, E), np.float32)
+        xb = np.empty((n_in, E), np.float32)
+        nb = np.zeros((n_out, E), np.float32)
+        for t in range(T):
+            tn = np.int64(t) if Tn > 1 else np.int64(0)
+            for e in range(E):
+                en = np.int64(e) if En > 1 else np.int64(0)
+                for i in range(n_in):
+                    xb[i, e] = xs[t, px, e, i]
+                for i in range(n_out):
+                    nb[i, e] = noise[tn, pn, en, i]
+            enu_units_step(gp, n_in, H, n_out, xb, y, h, nb, gain, a, z)
+            for e in range(E):
+                for i in range(n_out):
+                    ys[t, p, e, i] = y[i, e]
+        for e in range(E):
+            for k in range(H):
+                hs[p, e, k] = h[k, e]
+
+
+def enu_cell_run(spec, genomes, xs, noise=None, gain: float = 1.0):
+    """Run T steps from zero state. genomes [P, n_params] float32, xs [T, P or 1, E, n_in]
+    -> (outputs [T, P, E, n_out], final h [P, E, H]) float32. ``noise`` [T, P or 1, E, n_out]
+    is added to the output gate before the gain and clamp."""
+    g, x, nz, T, P, E = _check(spec, genomes, xs, noise)
+    ys = np.empty((T, P, E, spec.n_out), np.float32)
+    hs = np.empty((P, E, spec.n_hidden), np.float32)
+    _run_float(g, x, nz, spec.n_in, spec.n_hidden, spec.n_out, np.float32(gain), ys, hs)
+    return ys, hs
+
+
+# ---------------------------------------------------------------- fixed point cell
+def _frac_for(w: np.ndarray) -> int:
+    """Largest frac in [0, 7] whose int8 range still holds max|w| (power-of-two scale)."""
+    m = float(np.max(np.abs(w))) if w.size else 0.0
+    f = 7
+    while f > 0 and m * 2.0 ** f > 127.5:
+        f -= 1
+    return f
+
+
+def quantize_enu(spec, genome, gain: float = 1.0):
+    """Float genome [n_params] -> int8 flat genome (3*W_g, 3*W_c, gain*W_o) and fracs (f_g, f_c, f_o)."""
+    t = spec.unflatten(np.asarray(genome, np.float32)[None])
+    wg = 3.0 * t["W_g"][0].astype(np.float64)
+    wc = 3.0 * t["W_c"][0].astype(np.float64)
+    wo = float(gain) * t["W_o"][0].astype(np.float64)
+    fr = np.array([_frac_for(wg), _frac_for(wc), _frac_for(wo)], np.int32)
+    q = np.concatenate([quantize(wg, fr[0]).ravel(), quantize(wc, fr[1]).ravel(), quantize(wo, fr[2]).ravel()])
+    return q.astype(np.int8), fr
+
+
+def enu_luts() -> tuple[np.ndarray, np.ndarray]:
+    return make_lut("sigmoid", LUT_IN_FRAC, LUT_OUT_FRAC), make_lut("tanh", LUT_IN_FRAC, LUT_OUT_FRAC)
+
+
+@njit(inline="always", cache=True)
+def _rsr(acc, s):
+    # rshift_round: round half up (the project's one rule); s >= 1 here
+    return (acc + (np.int64(1) << np.int64(s - 1))) >> np.int64(s)
+
+
+@njit(inline="always", cache=True)
+def _lut8(lut, acc, s):
+    v = _rsr(acc, s)
+    v = min(max(v, np.int64(-127)), np.int64(127))
+    return np.int32(lut[v + 128])
+
+
+@njit(cache=True)
+def enu_unit_step_q(g, fr, n_in, H, n_out, x, y, h, sig, tnh, a, hn):
+    """One fixed-point ENU step of one unit, in place (see the module docstring). g int8 flat genome,
+    x, y, h int16 Q12, scratch a int32 [na + H], hn int32 [H]."""
+    na = n_in + n_out + H + 1
+    oc = 2 * H * na
+    oo = oc + H * na
+    fg = np.int64(fr[0])
+    fc = np.int64(fr[1])
+    fo = np.int64(fr[2])
+    for i in range(n_in):
+        a[i] = np.int32(x[i])
+    for i in range(n_out):
+        a[n_in + i] = np.int32(y[i])
+    hb = n_in + n_out
+    for k in range(H):
+        a[hb + k] = np.int32(h[k])
+    a[na - 1] = np.int32(A_ONE)
+    s_g = fg + A_FRAC - LUT_IN_FRAC
+    q_bias = np.int64(3) << (fg + A_FRAC)            # the reset gate's "- 1" times the folded 3
+    for k in range(H):
+        su = np.int32(0)
+        sq = np.int32(0)
+        ru = k * na
+        rq = (H + k) * na
+        for j in range(na):
+            su += np.int32(g[ru + j]) * a[j]
+            sq += np.int32(g[rq + j]) * a[j]
+        hn[k] = _lut8(sig, np.int64(su), s_g)                           # z, Q7
+        r = _lut8(sig, np.int64(sq) - q_bias, s_g)                      # Q7
+        a[na + k] = np.int32(_rsr(np.int64(r) * np.int64(h[k]), LUT_OUT_FRAC))   # r*h, Q12
+    for k in range(H):
+        a[hb + k] = a[na + k]
+    s_c = fc + A_FRAC - LUT_IN_FRAC
+    for k in range(H):
+        s = np.int32(0)
+        rc = oc + k * na
+        for j in range(na):
+            s += np.int32(g[rc + j]) * a[j]
+        c = np.int64(_lut8(tnh, np.int64(s), s_c)) << np.int64(A_FRAC - LUT_OUT_FRAC)
+        hk = np.int64(h[k])
+        hn[k] = np.int32(hk + _rsr(np.int64(hn[k]) * (c - hk), LUT_OUT_FRAC))
+    for k in range(H):
+        h[k] = np.int16(hn[k])
+    for i in range(n_out):
+        ro = oo + i * (H + 1)
+        s = np.int32(g[ro + H]) * np.int32(A_ONE)
+        for k in range(H):
+            s += np.int32(g[ro + k]) * np.int32(h[k])
+        v = _rsr(np.int64(s), fo) if fo > 0 else np.int64(s)
+        y[i] = np.int16(min(max(v, np.int64(0)), np.int64(A_ONE)))
+
+
+@njit(parallel=True, cache=True)
+def _run_q(g, fr, xs, n_in, H, n_out, sig, tnh, ys, hs):
+    T, E = xs.shape[0], xs.shape[2]
+    Px = xs.shape[1]
+    P = g.shape[0]
+    na = n_in + n_out + H + 1
+    for p in prange(P):
+        px = np.int64(p) if Px > 1 else np.int64(0)
+        a = np.empty(na + H, np.int32)
+        hn = np.empty(H, np.int32)
+        h = np.empty(H, np.int16)
+        y = np.empty(n_out, np.int16)
+        for e in range(E):
+            h[:] = 0
+            y[:] = 0
+            for t in range(T):
+                enu_unit_step_q(g[p], fr[p], n_in, H, n_out, xs[t, px, e], y, h, sig, tnh, a, hn)
+                for i in range(n_out):
+                    ys[t, p, e, i] = y[i]
+            for k in range(H):
+                hs[p, e, k] = h[k]
+
+
+def quantize_inputs(xs) -> np.ndarray:
+    """float inputs -> int16 Q12 (round half up, saturated to the int16 range)."""
+    v = np.floor(np.asarray(xs, np.float64) * A_ONE + 0.5)
+    return np.clip(v, -32767, 32767).astype(np.int16)
+
+
+def enu_cell_run_q(spec, genomes_q, fracs, xs_q):
+    """Fixed-point run: genomes_q [P, n_params] int8 (from ``quantize_enu``), fracs [P, 3] int32,
+    xs_q [T, P or 1, E, n_in] int16 Q12 -> (outputs [T, P, E, n_out] int16 Q12, final h int16 Q12)."""
+    g = np.ascontiguousarray(np.atleast_2d(genomes_q))
+    fr = np.ascontiguousarray(np.atleast_2d(fracs), dtype=np.int32)
+    if g.dtype != np.int8 or g.shape[1] != spec.n_params or fr.shape != (g.shape[0], 3):
+        raise ValueError(f"genomes_q must be int8 [P, {spec.n_params}] with fracs [P, 3] (use quantize_enu), "
+                         f"got {g.dtype} {g.shape} and {fr.shape}")
+    x = np.asarray(xs_q)
+    if x.dtype != np.int16 or x.ndim != 4 or x.shape[3] != spec.n_in or x.shape[1] not in (1, g.shape[0]):
+        raise ValueError(f"xs_q must be int16 Q12 [T, P or 1, E, {spec.n_in}] (use quantize_inputs), "
+                         f"got {x.dtype} {x.shape}")
+    T, _, E, _ = x.shape
+    P = g.shape[0]
+    sig, tnh = enu_luts()
+    ys = np.empty((T, P, E, spec.n_out), np.int16)
+    hs = np.empty((P, E, spec.n_hidden), np.int16)
+    _run_q(g, fr, x, spec.n_in, spec.n_hidden, spec.n_out, sig, tnh, ys, hs)
+    return ys, hs
+
+
+__all__ = ["enu_cell_run", "enu_units_step", "enu_cell_run_q", "enu_unit_step_q", "quantize_enu",
+           "quantize_inputs", "enu_luts", "A_FRAC"]
