@@ -159,7 +159,11 @@ def output_noise(spec: ENUNetSpec, seed: int, step: int, E: int, std: float, dty
     if std == 0:
         z = np.zeros(n)
     else:
-        z = rng.gauss_stream(seed, step, PURPOSE_NOISE, n, std)
+        # Irwin-Hall gauss(h) ~ N(0, GAUSS_STD^2) in integer units, scaled in float64 to N(0, std^2);
+        # rng.gauss_stream rounds to integers, which turned std = 0.01 into all zeros
+        h = rng.u32_stream(seed, step, PURPOSE_NOISE, n).astype(np.int64)
+        g = (h & 255) + ((h >> 8) & 255) + ((h >> 16) & 255) + (h >> 24) - rng.GAUSS_MAX
+        z = g * (std / rng.GAUSS_STD)
     z = z.astype(dtype)
     return z[:E * N * C].reshape(1, E, N, C), z[E * N * C:].reshape(1, E, N, S, C)
 
