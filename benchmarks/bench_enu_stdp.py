@@ -1,0 +1,141 @@
+"""Neuromodulated STDP mimic (seed 002): train one ENU with the core OpenES (float32) to output
+x * w where w follows Brian2's pair STDP when the neuromodulator is present, then read the ENU's
+learned window (its dw as a function of t_post - t_pre, from its output after both spikes).
+
+Target: Pearson correlation >= 0.95 between the learned window (neuromodulator on) and the
+reference A sign(dt) exp(-|dt| / tau); the gate shows as a near-zero learned |dw| with the
+neuromodulator off. Definitions: ``edge_evo/tasks/stdp.py``. Seed: 10000 generations, ~50 min on
+a Titan V class GPU.
+
+    nice -n 10 python benchmarks/bench_enu_stdp.py --minutes 18 --out runs/enu_stdp --docs-img docs/img/enu_stdp.png
+
+Outputs under ``--out``: metrics.json (settings, history, final figures), model.npz (genome),
+enu_stdp.png (learned vs reference window, and one held-out episode).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_evo.models.enu import ENUSpec
+from edge_evo.strategies.openes import OpenES
+from edge_evo.tasks.enu_train import evolve, orthogonal_genome
+from edge_evo.tasks.stdp import STDPTask, stdp_window
+
+TARGET_CORR = 0.95
+
+
+def plot(task, genome, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    dts, on, off = task.window(genome)
+    fine = np.linspace(-30, 30, 601)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].plot(fine[fine < 0], stdp_window(fine[fine < 0]), "k-", lw=1, label="reference (Brian2 pair STDP)")
+    ax[0].plot(fine[fine > 0], stdp_window(fine[fine > 0]), "k-", lw=1)
+    ax[0].plot(dts, on, "o", color="tab:red", ms=4, label="ENU, neuromodulator on")
+    ax[0].plot(dts, off, "x", color="tab:blue", ms=4, label="ENU, neuromodulator off")
+    ax[0].axhline(0, color="0.7", lw=0.6)
+    ax[0].set_xlabel("t_post - t_pre (steps)")
+    ax[0].set_ylabel("dw")
+    ax[0].legend(fontsize=8)
+    ax[0].set_title("learned window")
+    te = task.test
+    k = int(np.argmax((te["mod"] == 1) & (np.abs(te["t_post"] - te["t_pre"]) <= 5)))
+    y = task.run(genome, te["inputs"][k:k + 1])[0, 0]
+    t = np.arange(task.T)
+    ax[1].plot(t, te["y"][k], "k-", lw=1, label="reference x * w (Brian2)")
+    ax[1].plot(t, y, color="tab:red", lw=1, label="ENU output")
+    ax[1].plot(t, te["w"][k], color="0.5", ls="--", lw=1, label="reference w")
+    ax[1].axvline(te["t_pre"][k], color="tab:green", ls=":", label="pre spike")
+    ax[1].axvline(te["t_post"][k], color="tab:purple", ls=":", label="post spike")
+    ax[1].set_xlabel("step")
+    ax[1].legend(fontsize=7, loc="upper right")
+    ax[1].set_title("held-out episode (neuromodulator on)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hidden", type=int, default=16, help="ENU memory units (seed: 32)")
+    ap.add_argument("--population", type=int, default=128, help="offspring (seed: 512)")
+    ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
+    ap.add_argument("--sigma", type=float, default=0.02)
+    ap.add_argument("--lr", type=float, default=0.3)
+    ap.add_argument("--lr-decay", type=float, default=0.9997)
+    ap.add_argument("--lr-min", type=float, default=0.05)
+    ap.add_argument("--generations", type=int, default=20000, help="upper bound; --minutes usually stops first")
+    ap.add_argument("--minutes", type=float, default=18.0, help="training wall-time budget")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--n-train", type=int, default=2048)
+    ap.add_argument("--n-test", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/enu_stdp")
+    ap.add_argument("--docs-img", default="", help="also copy the plot here (docs/img/enu_stdp.png)")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    spec = ENUSpec(4, a.hidden, 1)
+    task = STDPTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs)
+    t_bank = time.perf_counter() - t0
+    print(f"Brian2 pair-STDP bank: {a.n_train} train + {a.n_test} held-out episodes x {task.T} steps in "
+          f"{t_bank:.1f} s ({task.train['mod'].mean():.2f} with neuromodulator)")
+    es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
+                lr_decay=a.lr_decay, lr_min=a.lr_min)
+    st = es.init_from(a.seed, orthogonal_genome(spec, a.seed))
+    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} lr={a.lr} "
+          f"(decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps")
+    base = float(((task.test["y"] - 0.5 * task.test["inputs"][..., 0]) ** 2).mean())
+    print(f"held-out MSE of the no-plasticity baseline y = 0.5 x: {base:.5f}")
+
+    hist = []
+    t1 = time.perf_counter()
+    budget = a.minutes * 60.0
+    while st.generation < a.generations and time.perf_counter() - t1 < budget:
+        n = min(a.eval_every, a.generations - st.generation)
+        st, h = evolve(es, st, task, n, log_every=n, progress=False)
+        m = task.window_metrics(es.best_genome(st))
+        h[-1].update(m)
+        h[-1]["seconds"] = time.perf_counter() - t1
+        hist.extend(h)
+        print(f"gen {st.generation:>6d}  {h[-1]['seconds']:>6.0f} s  train fitness {h[-1]['mean_fitness']:9.5f}  "
+              f"held-out MSE {m['test_mse']:.5f}  window corr {m['corr']:.3f}  |dw| on {m['rms_dw_on']:.3f} "
+              f"off {m['rms_dw_off']:.3f}", flush=True)
+    t_train = time.perf_counter() - t1
+    g = es.best_genome(st)
+    m = task.window_metrics(g)
+    print()
+    print(f"learned window vs reference (dt in [-30, 30] \\ {{0}}, 8 held-out x sequences per dt)")
+    print(f"  correlation (neuromodulator on) {m['corr']:.3f}   target >= {TARGET_CORR}: "
+          f"{'MET' if m['corr'] >= TARGET_CORR else 'MISSED'}")
+    print(f"  RMS dw: reference {m['rms_ref']:.3f}, ENU on {m['rms_dw_on']:.3f}, ENU off {m['rms_dw_off']:.3f} "
+          f"(gate: off / on = {m['rms_dw_off'] / max(m['rms_dw_on'], 1e-12):.2f}); RMSE on vs reference {m['rmse_on']:.3f}")
+    print(f"  held-out MSE {m['test_mse']:.5f} (no-plasticity baseline {base:.5f})")
+    print(f"wall: training {t_train:.0f} s for {st.generation} generations ({t_train / max(st.generation, 1):.3f} "
+          f"s/generation, P={a.population} x {a.envs} envs x 100 steps); seed: 10000 generations, ~50 min on a GPU")
+
+    np.savez(out / "model.npz", genome=g, hidden=np.int64(a.hidden))
+    (out / "metrics.json").write_text(json.dumps({
+        "settings": vars(a), "generations": st.generation, "train_seconds": t_train, "bank_seconds": t_bank,
+        "baseline_mse": base, "final": m, "history": hist}, indent=1, default=float))
+    png = out / "enu_stdp.png"
+    plot(task, g, png)
+    if a.docs_img:
+        Path(a.docs_img).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, a.docs_img)
+    print(f"wrote {out / 'metrics.json'}, {out / 'model.npz'}, {png}" + (f", {a.docs_img}" if a.docs_img else ""))
+
+
+if __name__ == "__main__":
+    main()
