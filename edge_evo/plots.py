@@ -123,4 +123,38 @@ def write_run_plots(run_dir, metrics: list[dict], per_class=None, confusion=None
     return [p for p in out if p is not None]
 
 
-__all__ = ["plot_fitness", "plot_per_class", "plot_confusion", "write_run_plots"]
+def plot_raster(spike_steps, spike_units, path, n_units: int, T: int, unit_labels=None, title=None,
+                activity=None) -> Path | None:
+    """Spike raster (one dot per spike: step, unit) and, when ``activity`` [T, n_units] is given
+    (e.g. the ENU outputs' channel 0), a heat map of it under the raster on the same time axis."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    steps, units = np.asarray(spike_steps), np.asarray(spike_units)
+    rows = 2 if activity is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 1.2 + 0.28 * n_units * rows), sharex=True, squeeze=False,
+                             layout="constrained")
+    ax = axes[0, 0]
+    ax.scatter(steps, units, s=6, marker="|", color="k", linewidths=1.0)
+    ax.set_ylim(-0.5, n_units - 0.5)
+    ax.set_xlim(-0.5, T - 0.5)
+    ax.set_ylabel("unit")
+    if unit_labels is not None and n_units <= 40:
+        ax.set_yticks(range(n_units), [str(x) for x in unit_labels], fontsize=6)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if activity is not None:
+        ax2 = axes[1, 0]
+        im = ax2.imshow(np.asarray(activity, dtype=float).T, aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                        interpolation="nearest", extent=(-0.5, T - 0.5, n_units - 0.5, -0.5))
+        fig.colorbar(im, ax=axes[:, 0].tolist(), fraction=0.03, pad=0.01, label="output channel 0")
+        ax2.set_ylabel("unit")
+        if unit_labels is not None and n_units <= 40:
+            ax2.set_yticks(range(n_units), [str(x) for x in unit_labels], fontsize=6)
+    axes[-1, 0].set_xlabel("step")
+    return _save(fig, plt, path)
+
+
+__all__ = ["plot_fitness", "plot_per_class", "plot_confusion", "plot_raster", "write_run_plots"]

@@ -155,14 +155,14 @@ def _weight_function(b2, W: np.ndarray):
     return f
 
 
-def _threshold_group(b2, n: int, model: str, name: str):
+def _threshold_group(b2, n: int, model: str, name: str, clock):
     """NeuronGroup whose spike is an upward crossing of ``theta`` by y0, with no reset (no reset
     code object to compile; Brian2's "threshold without reset" warning is intended here)."""
     lg = logging.getLogger("brian2.groups.neurongroup")
     level = lg.level
     lg.setLevel(logging.ERROR)
     try:
-        return b2.NeuronGroup(n, model, dt=b2.ms, name=name, threshold="y0 > theta and ylast0 <= theta")
+        return b2.NeuronGroup(n, model, clock=clock, name=name, threshold="y0 > theta and ylast0 <= theta")
     finally:
         lg.setLevel(level)
 
@@ -182,8 +182,9 @@ class ENUBrian2Result:
     ``state``: final ``ENUNetState`` with P = 1 (for a single cell: ``h`` [E, H] in ``state.h_n``);
     ``spike_steps``, ``spike_units``: one entry per spike (step index; unit index into
     ``unit_labels``); ``traces``: {variable: [T, n_recorded]} for ``record_units`` (global unit
-    indices in ``recorded_units``); timings in seconds (``build_s`` includes code generation and,
-    on a cold cache, compilation)."""
+    indices in ``recorded_units``); ``y0`` [T, n_units]: output channel 0 of every unit per step
+    (sensors: their input); timings in seconds (``build_s`` includes code generation and, on a
+    cold cache, compilation)."""
     ys: np.ndarray
     state: ENUNetState | None
     spike_steps: np.ndarray
@@ -195,6 +196,15 @@ class ENUBrian2Result:
     build_s: float = 0.0
     run_s: float = 0.0
     spike_threshold: float = 0.5
+    y0: np.ndarray | None = None
+
+    def write_raster(self, run_dir, title: str | None = None, name: str = "raster.png"):
+        """Write the spike raster (and the channel-0 outputs under it) to ``run_dir/name``; returns
+        the path, or None when matplotlib is missing."""
+        from ..plots import plot_raster
+        T = self.ys.shape[0]
+        return plot_raster(self.spike_steps, self.spike_units, Path(run_dir) / name, len(self.unit_labels), T,
+                           self.unit_labels, title, self.y0)
 
 
 # ---------------------------------------------------------------- the network
@@ -227,6 +237,9 @@ class ENUNetBrian2:
                                for e in range(E) for n in range(N)])
         t0 = time.perf_counter()
         b2.prefs.codegen.target = self.target
+        # one clock with a fixed name: per-group clocks get per-process counter names, which
+        # change the generated code and so defeat the compile cache
+        clock = b2.Clock(dt=b2.ms, name="enu_clock")
         self.W = np.zeros(spec.n_params, np.float64)
         self.x_values = np.zeros((self.T_rows, E * Ns * C))
         self.nn_values = np.zeros((self.T_rows, E * N * C))
@@ -240,7 +253,7 @@ class ENUNetBrian2:
         hv = [f"h{k}" for k in range(H)]
         model = "\n".join([f"{v} : 1" for v in yv + hv + [f"isum{c}" for c in range(C)]]
                           + ["ylast0 : 1", "nid : integer (constant)"])
-        G = _threshold_group(b2, self.n_units, model, "enu_units")
+        G = _threshold_group(b2, self.n_units, model, "enu_units", clock)
         # fixed names: a generated name (a per-process counter) would change the code and its cache key
         sensors = Subgroup(G, 0, E * Ns, name="enu_sensor_units")
         neurons = Subgroup(G, E * Ns, E * (Ns + N), name="enu_neuron_units")
@@ -257,7 +270,7 @@ class ENUNetBrian2:
         sh = [f"sh{k}" for k in range(H)]
         syn_model = "\n".join([f"{v} : 1" for v in sy + sh] + ["sid : integer (constant)"]
                               + [f"isum{c}_post = sy{c} : 1 (summed)" for c in range(C)])
-        Syn = b2.Synapses(G, neurons, syn_model, dt=b2.ms, name="enu_syn")
+        Syn = b2.Synapses(G, neurons, syn_model, clock=clock, name="enu_syn")
         pre = np.asarray(spec.pre)                                  # [N, S] into [sensors, neurons]
         src = np.where(pre < Ns, pre, 0)
         ii, jj = [], []
@@ -333,7 +346,10 @@ class ENUNetBrian2:
         build_s = self.build_s
         if not self._compiled:                           # the first run generates and compiles
             build_s, run_s, self._compiled = build_s + run_s, 0.0, True
-        return self._result(T, build_s, run_s)
+        res = self._result(T, build_s, run_s)
+        if self.out_mon is not None:
+            res.y0 = np.concatenate([xs[..., 0].reshape(T, -1), res.ys[..., 0].reshape(T, -1)], axis=1)
+        return res
 
     def _sync_timed_arrays(self):
         # TimedArray keeps `values` (numpy target) and a flat float64 view of it (cython): both are
@@ -409,7 +425,8 @@ def simulate_enu_brian2(spec: ENUSpec, genome, xs, target: str = "cython", spike
     ns = {"enu_w": _weight_function(b2, W), "theta": float(spike_threshold),
           "cell_x_in": b2.TimedArray(xv, dt=b2.ms, name="enu_cell_x_in")}
     yv, hv = [f"y{c}" for c in range(C)], [f"h{k}" for k in range(H)]
-    G = _threshold_group(b2, E, "\n".join(f"{v} : 1" for v in yv + hv + ["ylast0"]), "enu_cell_units")
+    G = _threshold_group(b2, E, "\n".join(f"{v} : 1" for v in yv + hv + ["ylast0"]), "enu_cell_units",
+                         b2.Clock(dt=b2.ms, name="enu_cell_clock"))
     code = enu_cell_code(spec, 0, [f"cell_x_in(t, i*{n_in} + {c})" for c in range(n_in)], yv, hv, None, "tc")
     upd = G.run_regularly("ylast0 = y0\n" + code, when="groups", order=0, name="enu_cell_update")
     spikes = b2.SpikeMonitor(G, record=True, name="enu_cell_spikes")
@@ -430,7 +447,7 @@ def simulate_enu_brian2(spec: ENUSpec, genome, xs, target: str = "cython", spike
     traces = {v: np.asarray(getattr(tr, v)).T.copy() for v in yv + hv} if tr is not None else {}
     return ENUBrian2Result(ys, st, np.round(np.asarray(spikes.t / b2.ms)).astype(np.int64),
                            np.asarray(spikes.i, np.int64), [f"e{e} cell" for e in range(E)], traces, rec,
-                           target, build_s, 0.0, float(spike_threshold))
+                           target, build_s, 0.0, float(spike_threshold), ys[:, :, 0, 0].copy())
 
 
 __all__ = ["simulate_enu_brian2", "ENUNetBrian2", "ENUBrian2Result", "simulate_enu_net_brian2", "enu_cell_code",
