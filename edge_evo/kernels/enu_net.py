@@ -1,15 +1,19 @@
 """Population kernel of the ENU network (seed 002, section 3): float32 Numba twin of
 ``models/enu_net.py`` (whose docstring is the equation) for P offspring x E environment copies.
 
-Layout: the state arrays are those of ``ENUNetState`` (``y_n [P, E, N, C]``, ``h_n [P, E, N, H]``,
-``y_s [P, E, N, S, C]``, ``h_s [P, E, N, S, H]``), updated in place. Sensor input ``x`` is
-``[1 or P, E, n_sensors, C]``: with a leading 1 all offspring read the same rows (never copied P times).
+Layout. One parallel task per offspring; inside it all E copies run in lockstep and every cell
+type is evaluated for all its units at once, units along the fast axis::
 
-Speed: one (offspring, env copy) pair per parallel task; every cell is written as rank-1 updates
-``acc[:] += a[i] * W^T[i, :]`` over the transposed weights (``pack``), an inner loop over outputs
-that LLVM vectorises without reassociating sums (``fastmath=False``), and inputs that are exactly
-zero (clamped outputs, silent sensors) are skipped, which changes no bit of the result. The weights
-of one offspring (about 33 KB at C=16, H=32) stay in L1 while its 48 synapses are swept.
+    A_s [3C + H + 1, U_s]   rows [pre output | post feedback | y_s | h_s | 1],  U_s = E N S synapses,
+                            unit u = (e N + n) S + s
+    A_n [2C + H + 1, U_n]   rows [integration | y_n | h_n | 1],               U_n = E N neurons
+
+so each gate is ``G[k, :] += W[k, i] * A[i, :]`` over rows of E*48 units: long loops that LLVM
+vectorises without reassociating any sum (``fastmath=False``; every output is still summed over
+its inputs in order, bias first), weights exactly 0 skipped (no bit changes). The unit state lives
+in these rows between steps; ``enu_net_steps`` copies ``ENUNetState`` in and out (the T-maze keeps
+it inside the kernel). Sensor input ``x`` is ``[1 or P, E, n_sensors, C]``: with a leading 1 all
+offspring read the same rows (never copied P times).
 
 Output noise comes from ``noise_table``: the same counter-RNG stream as
 ``models.enu_net.output_noise`` (key ``(noise_seed, step, PURPOSE_NOISE)``, index ``(e, n, c)`` for
@@ -29,13 +33,13 @@ from ..models.enu_net import PURPOSE_NOISE, ENUNetSpec, ENUNetState
 
 @dataclass(frozen=True)
 class Packed:
-    """Per-offspring weights, transposed for the rank-1 update loops (float32, C-contiguous)."""
-    wg_n: np.ndarray   # [P, n_a, 2H]   neuron cell
-    wc_n: np.ndarray   # [P, n_a, H]
-    wo_n: np.ndarray   # [P, H + 1, C]
-    wg_s: np.ndarray   # [P, n_a, 2H]   synapse cell
-    wc_s: np.ndarray   # [P, n_a, H]
-    wo_s: np.ndarray   # [P, H + 1, C]
+    """Per-offspring weights in the genome's layout (float32, C-contiguous) and the wiring."""
+    wg_n: np.ndarray   # [P, 2H, n_a]   neuron cell
+    wc_n: np.ndarray   # [P, H, n_a]
+    wo_n: np.ndarray   # [P, C, H + 1]
+    wg_s: np.ndarray   # [P, 2H, n_a]   synapse cell
+    wc_s: np.ndarray   # [P, H, n_a]
+    wo_s: np.ndarray   # [P, C, H + 1]
     pre: np.ndarray    # [N, S] int64 source index of every synapse
 
     @property
@@ -44,20 +48,20 @@ class Packed:
 
 
 def pack(spec: ENUNetSpec, genomes: np.ndarray) -> Packed:
-    """[P, n_params] genomes (any float dtype) -> transposed float32 weights of every offspring."""
+    """[P, n_params] genomes (any float dtype) -> float32 weight tensors of every offspring."""
     g = np.atleast_2d(np.asarray(genomes, dtype=np.float32))
     pn, ps = spec.split(g)
 
-    def t(w):
-        return np.ascontiguousarray(w.transpose(0, 2, 1), dtype=np.float32)
-    return Packed(t(pn["W_g"]), t(pn["W_c"]), t(pn["W_o"]), t(ps["W_g"]), t(ps["W_c"]), t(ps["W_o"]),
+    def c(w):
+        return np.ascontiguousarray(w, dtype=np.float32)
+    return Packed(c(pn["W_g"]), c(pn["W_c"]), c(pn["W_o"]), c(ps["W_g"]), c(ps["W_c"]), c(ps["W_o"]),
                   np.ascontiguousarray(np.asarray(spec.pre, dtype=np.int64)))
 
 
-# ---------------------------------------------------------------------------- exp, one cell
+# ---------------------------------------------------------------------------- exp
 # exp(x) = 2^n e^r, n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor series to r^7 (remainder
-# < 6e-9): plain arithmetic, so LLVM vectorises it, unlike the libm expf call (no SVML here), which
-# cost more than all the multiply-adds of a small cell. ln 2 is split hi + lo so r stays exact.
+# < 6e-9): plain arithmetic, so LLVM vectorises it over whole rows of units (the libm expf call is
+# scalar here: no SVML). ln 2 is split hi + lo so r stays exact.
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693145751953125)        # 12 significant bits: n * hi is exact for |n| < 2^12
 _LN2_LO = np.float32(1.4286068203094173e-06)   # ln 2 - hi
@@ -86,125 +90,136 @@ def _exp_inplace(v, m, bits, fbits):
 
 
 @njit(cache=True, fastmath=False, inline="always")
-def _cell(wg, wc, wo, a, n_x, hm, ym, u, noise, nbase, g, cb, bits, fbits):
-    """One ENU cell in place. a = [x (n_x), y_prev (C), h (H), 1] is filled by the caller;
-    hm[u] [H] and ym[u] [C] are the unit's state (rows indexed here: a view per unit would cost
-    two reference-count updates); noise[nbase:nbase + C] is its output-gate noise;
-    g [2H], cb [H], bits / fbits [2H] are scratch."""
-    H = hm.shape[1]
-    C = ym.shape[1]
-    n_a = a.shape[0]
+def _cells(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
+    """Every unit of one cell type, in place. A [n_a, U] = rows [x (n_x) | y_prev (C) | h (H) | 1];
+    the y_prev and h rows are overwritten with y and h'. wg [2H, n_a], wc [H, n_a], wo [C, H + 1];
+    noise [C, U] output-gate noise; G [2H, U], CB, RH [H, U], fbits / bits [>= 2H U] scratch."""
+    n_a, U = A.shape
+    C = wo.shape[0]
+    H = wc.shape[0]
     H2 = 2 * H
+    h0 = n_x + C
+    nb = n_a - 1                     # the ones row: its weight column is the bias
     for k in range(H2):
-        g[k] = np.float32(0.0)
-    for i in range(n_a):
-        v = a[i]
-        if v != np.float32(0.0):          # exact: adding +-0 products changes nothing
-            for k in range(H2):
-                g[k] += v * wg[i, k]
-    # gates z = sigmoid(3 u), r = sigmoid(3 (q - 1)) = 1 / (1 + exp(-...))
+        b = wg[k, nb]
+        for u in range(U):
+            G[k, u] = b
+        for i in range(nb):
+            w = wg[k, i]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    G[k, u] += w * A[i, u]
+    # z = sigmoid(3 u), r = sigmoid(3 (q - 1)), as 1 / (1 + exp(-...))
     for k in range(H):
-        g[k] = np.float32(-3.0) * g[k]
+        for u in range(U):
+            G[k, u] = np.float32(-3.0) * G[k, u]
     for k in range(H, H2):
-        g[k] = np.float32(-3.0) * (g[k] - np.float32(1.0))
-    _exp_inplace(g, H2, bits, fbits)
-    for k in range(H2):
-        g[k] = np.float32(1.0) / (np.float32(1.0) + g[k])
-    # candidate: same inputs, but the memory enters through the reset gate (r * h)
-    for k in range(H):
-        cb[k] = np.float32(0.0)
-    nh = n_x + C
-    for i in range(nh):
-        v = a[i]
-        if v != np.float32(0.0):
-            for k in range(H):
-                cb[k] += v * wc[i, k]
+        for u in range(U):
+            G[k, u] = np.float32(-3.0) * (G[k, u] - np.float32(1.0))
+    gf = G.reshape(H2 * U)
+    _exp_inplace(gf, H2 * U, bits, fbits)
+    for i in range(H2 * U):
+        gf[i] = np.float32(1.0) / (np.float32(1.0) + gf[i])
+    # candidate: the memory enters through the reset gate (r * h)
     for j in range(H):
-        v = g[H + j] * hm[u, j]
-        if v != np.float32(0.0):
-            for k in range(H):
-                cb[k] += v * wc[nh + j, k]
+        for u in range(U):
+            RH[j, u] = G[H + j, u] * A[h0 + j, u]
     for k in range(H):
-        cb[k] = np.float32(-6.0) * (cb[k] + wc[n_a - 1, k])
-    _exp_inplace(cb, H, bits, fbits)
+        b = wc[k, nb]
+        for u in range(U):
+            CB[k, u] = b
+        for i in range(h0):
+            w = wc[k, i]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    CB[k, u] += w * A[i, u]
+        for j in range(H):
+            w = wc[k, h0 + j]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    CB[k, u] += w * RH[j, u]
+        for u in range(U):
+            CB[k, u] = np.float32(-6.0) * CB[k, u]
+    cf = CB.reshape(H * U)
+    _exp_inplace(cf, H * U, bits, fbits)
     for k in range(H):
-        c = np.float32(2.0) / (np.float32(1.0) + cb[k]) - np.float32(1.0)    # tanh(3 c~)
-        hm[u, k] = (np.float32(1.0) - g[k]) * hm[u, k] + g[k] * c
-    # output gate: o = W_o [h', 1] (+ noise), clamped to [0, 1]
-    for k in range(C):
-        ym[u, k] = np.float32(0.0)
-    for j in range(H):
-        v = hm[u, j]
-        if v != np.float32(0.0):
-            for k in range(C):
-                ym[u, k] += v * wo[j, k]
-    for k in range(C):
-        o = (ym[u, k] + wo[H, k]) + noise[nbase + k]
-        ym[u, k] = min(max(o, np.float32(0.0)), np.float32(1.0))
+        for u in range(U):
+            c = np.float32(2.0) / (np.float32(1.0) + CB[k, u]) - np.float32(1.0)     # tanh(3 c~)
+            A[h0 + k, u] = (np.float32(1.0) - G[k, u]) * A[h0 + k, u] + G[k, u] * c
+    # output gate: y = clamp(W_o [h', 1] + noise, 0, 1), into the y_prev rows (no longer needed)
+    for c in range(C):
+        b = wo[c, H]
+        for u in range(U):
+            A[n_x + c, u] = b
+        for j in range(H):
+            w = wo[c, j]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    A[n_x + c, u] += w * A[h0 + j, u]
+        for u in range(U):
+            o = A[n_x + c, u] + noise[c, u]
+            A[n_x + c, u] = min(max(o, np.float32(0.0)), np.float32(1.0))
 
 
 @njit(cache=True)
-def work_size(N, C, H):
-    """float32 scratch one (offspring, env copy) needs in ``net_step``."""
-    return (3 * C + H + 1) + (2 * C + H + 1) + 5 * H + N * C
+def _work(C, H, U_s, U_n):
+    """(G, CB, RH, fbits, bits) for the synapse cells and (G, CB, RH) for the neuron cells."""
+    fbits = np.empty(2 * H * U_s, np.float32)
+    return (np.empty((2 * H, U_s), np.float32), np.empty((H, U_s), np.float32), np.empty((H, U_s), np.float32),
+            fbits, fbits.view(np.int32),
+            np.empty((2 * H, U_n), np.float32), np.empty((H, U_n), np.float32), np.empty((H, U_n), np.float32))
 
 
 @njit(cache=True, fastmath=False)
-def net_step(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, pre, x, y_n, h_n, y_s, h_s, noise, e, E, work):
-    """One network step of one (offspring, env copy): x [n_sensors, C]; y_n [N, C], h_n [N, H],
-    y_s [N, S, C], h_s [N, S, H] updated in place; noise = this step's row of ``noise_table``;
-    work = float32 scratch of ``work_size``.
-    Synapses read the previous step's neuron outputs, so all synapses run before any neuron."""
-    N, S = pre.shape
-    C = y_n.shape[1]
-    H = h_n.shape[1]
-    Ns = x.shape[0]
-    o = 0
-    a_s = work[o:o + 3 * C + H + 1]
-    o += 3 * C + H + 1
-    a_n = work[o:o + 2 * C + H + 1]
-    o += 2 * C + H + 1
-    g = work[o:o + 2 * H]
-    o += 2 * H
-    cb = work[o:o + H]
-    o += H
-    fbits = work[o:o + 2 * H]             # float32 view of int32 scratch for _exp_inplace
-    bits = fbits.view(np.int32)
-    o += 2 * H
-    integ = work[o:o + N * C].reshape((N, C))
-    integ[:] = np.float32(0.0)
-    a_s[3 * C + H] = np.float32(1.0)
-    a_n[2 * C + H] = np.float32(1.0)
-    syn_base = E * N * C
-    ys2 = y_s.reshape((N * S, C))             # one view per step; units are rows
-    hs2 = h_s.reshape((N * S, H))
-    for n in range(N):
-        for s in range(S):
-            u = n * S + s
-            src = pre[n, s]
-            if src < Ns:
-                for c in range(C):
-                    a_s[c] = x[src, c]
-            else:
-                for c in range(C):
-                    a_s[c] = y_n[src - Ns, c]
+def net_step(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, xT, syn_src, syn_post, S, As, An, noise_n, noise_s, work):
+    """One network step of one offspring, all E copies: xT [C, E n_sensors] sensor outputs
+    (column e n_sensors + i); syn_src[u] = neuron column (>= 0) or -1 - sensor column of synapse
+    u's source; syn_post[u] = its neuron's column. As, An (layout above) are updated in place.
+    Synapses read the previous step's neuron outputs, so they all run before any neuron."""
+    C = wo_n.shape[0]
+    U_s = As.shape[1]
+    U_n = An.shape[1]
+    G, CB, RH, fb, bi, Gn, CBn, RHn = work
+    for u in range(U_s):
+        col = syn_src[u]
+        post = syn_post[u]
+        if col >= 0:
             for c in range(C):
-                a_s[C + c] = y_n[n, c]             # post-synaptic feedback
-                a_s[2 * C + c] = ys2[u, c]         # the synapse's own previous output
-            for j in range(H):
-                a_s[3 * C + j] = hs2[u, j]
-            _cell(wg_s, wc_s, wo_s, a_s, 2 * C, hs2, ys2, u, noise,
-                  syn_base + ((e * N + n) * S + s) * C, g, cb, bits, fbits)
+                As[c, u] = An[C + c, col]
+        else:
             for c in range(C):
-                integ[n, c] += ys2[u, c]
-    inv = np.float32(S)
-    for n in range(N):
+                As[c, u] = xT[c, -1 - col]
         for c in range(C):
-            a_n[c] = integ[n, c] / inv
-            a_n[C + c] = y_n[n, c]
-        for j in range(H):
-            a_n[2 * C + j] = h_n[n, j]
-        _cell(wg_n, wc_n, wo_n, a_n, C, h_n, y_n, n, noise, (e * N + n) * C, g, cb, bits, fbits)
+            As[C + c, u] = An[C + c, post]          # post-synaptic feedback
+    _cells(wg_s, wc_s, wo_s, As, 2 * C, noise_s, G, CB, RH, fb, bi)
+    inv = np.float32(S)
+    for c in range(C):                               # integration: mean over each neuron's synapses
+        for v in range(U_n):
+            acc = np.float32(0.0)
+            for s in range(S):
+                acc += As[2 * C + c, v * S + s]
+            An[c, v] = acc / inv
+    _cells(wg_n, wc_n, wo_n, An, C, noise_n, Gn, CBn, RHn, fb, bi)
+
+
+def wiring(spec: ENUNetSpec, E: int) -> tuple[np.ndarray, np.ndarray]:
+    """(syn_src, syn_post) of ``net_step`` for E copies."""
+    N, S, Ns = spec.n_neurons, spec.n_synapses, spec.n_sensors
+    pre = np.asarray(spec.pre, dtype=np.int64)
+    e = np.arange(E)[:, None, None]
+    src = np.broadcast_to(pre[None], (E, N, S))
+    col = np.where(src >= Ns, e * N + (src - Ns), -1 - (e * Ns + src))
+    post = np.broadcast_to(e * N + np.arange(N)[None, :, None], (E, N, S))
+    return np.ascontiguousarray(col.reshape(-1)), np.ascontiguousarray(post.reshape(-1))
+
+
+def split_noise(spec: ENUNetSpec, table: np.ndarray, E: int) -> tuple[np.ndarray, np.ndarray]:
+    """``noise_table`` rows -> (neurons [T, C, E N], synapses [T, C, E N S]) in the kernel's layout."""
+    T = table.shape[0]
+    C, U_n = spec.channels, E * spec.n_neurons
+    nn = table[:, :U_n * C].reshape(T, U_n, C).transpose(0, 2, 1)
+    ns = table[:, U_n * C:].reshape(T, U_n * spec.n_synapses, C).transpose(0, 2, 1)
+    return np.ascontiguousarray(nn), np.ascontiguousarray(ns)
 
 
 @njit(parallel=True, cache=True, fastmath=False)
@@ -229,22 +244,23 @@ def noise_table(spec: ENUNetSpec, noise_seed: int, step0: int, n_steps: int, E: 
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _steps(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, pre, x, y_n, h_n, y_s, h_s, noise, n_out, acc):
-    """n_steps network steps with fixed sensor input; acc [P, E, n_out] += channel 0 of the output neurons."""
-    P, E = y_n.shape[0], y_n.shape[1]
-    N = y_n.shape[2]
-    shared = x.shape[0] == 1
-    work_n = work_size(N, y_n.shape[3], h_n.shape[3])
-    for pe in prange(P * E):
-        p = pe // E
-        e = pe - p * E
-        xp = 0 if shared else p
-        work = np.empty(work_n, np.float32)
-        for t in range(noise.shape[0]):
-            net_step(wg_n[p], wc_n[p], wo_n[p], wg_s[p], wc_s[p], wo_s[p], pre, x[xp, e],
-                     y_n[p, e], h_n[p, e], y_s[p, e], h_s[p, e], noise[t], e, E, work)
-            for k in range(n_out):
-                acc[p, e, k] += y_n[p, e, N - n_out + k, 0]
+def _steps(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, xT, syn_src, syn_post, S, As, An, noise_n, noise_s, n_out, N, acc):
+    """noise_n.shape[0] network steps with fixed sensor input; acc [P, E, n_out] += channel 0 of
+    the output neurons."""
+    P = As.shape[0]
+    C = wo_n.shape[1]
+    H = wc_n.shape[1]
+    E = An.shape[2] // N
+    xstride = 0 if xT.shape[0] == 1 else 1       # shared sensor rows: every offspring reads row 0
+    for p in prange(P):
+        xp = p * xstride
+        work = _work(C, H, As.shape[2], An.shape[2])
+        for t in range(noise_n.shape[0]):
+            net_step(wg_n[p], wc_n[p], wo_n[p], wg_s[p], wc_s[p], wo_s[p], xT[xp], syn_src, syn_post, S,
+                     As[p], An[p], noise_n[t], noise_s[t], work)
+            for e in range(E):
+                for k in range(n_out):
+                    acc[p, e, k] += An[p, C, e * N + N - n_out + k]
 
 
 def noise_scale(std: float) -> float:
@@ -260,19 +276,35 @@ def enu_net_steps(spec: ENUNetSpec, packed: Packed, x: np.ndarray, st: ENUNetSta
     step ``t`` draws output noise with key (noise_seed, step0 + t). Returns the sum over the steps of
     channel 0 of the output neurons, [P, E, n_out] float32 (the T-maze's action evidence)."""
     P, E, N, C = st.y_n.shape
+    S, H, Ns = spec.n_synapses, spec.memory, spec.n_sensors
     if P != packed.P:
         raise ValueError(f"state has {P} offspring but the packed weights {packed.P}; pack the same population")
     for name in ("y_n", "h_n", "y_s", "h_s"):
         a = getattr(st, name)
-        if a.dtype != np.float32 or not a.flags.c_contiguous:
-            raise TypeError(f"kernel state {name} must be C-contiguous float32 (ENUNetState.zeros(..., np.float32))")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != 4 or x.shape[0] not in (1, P) or x.shape[1:] != (E, spec.n_sensors, C):
-        raise ValueError(f"sensor input {x.shape} != [1 or P={P}, E={E}, n_sensors={spec.n_sensors}, C={C}]")
+        if a.dtype != np.float32:
+            raise TypeError(f"kernel state {name} must be float32 (ENUNetState.zeros(..., np.float32)), got {a.dtype}")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or x.shape[0] not in (1, P) or x.shape[1:] != (E, Ns, C):
+        raise ValueError(f"sensor input {x.shape} != [1 or P={P}, E={E}, n_sensors={Ns}, C={C}]")
+    U_n, U_s = E * N, E * N * S
+    xT = np.ascontiguousarray(x.reshape(x.shape[0], E * Ns, C).transpose(0, 2, 1))
+    As = np.empty((P, 3 * C + H + 1, U_s), np.float32)
+    As[:, 2 * C:3 * C] = st.y_s.reshape(P, U_s, C).transpose(0, 2, 1)
+    As[:, 3 * C:3 * C + H] = st.h_s.reshape(P, U_s, H).transpose(0, 2, 1)
+    As[:, -1] = 1.0
+    An = np.empty((P, 2 * C + H + 1, U_n), np.float32)
+    An[:, C:2 * C] = st.y_n.reshape(P, U_n, C).transpose(0, 2, 1)
+    An[:, 2 * C:2 * C + H] = st.h_n.reshape(P, U_n, H).transpose(0, 2, 1)
+    An[:, -1] = 1.0
+    nn, ns = split_noise(spec, noise_table(spec, noise_seed, step0, n_steps, E, noise_std), E)
+    src, post = wiring(spec, E)
     acc = np.zeros((P, E, spec.n_out), np.float32)
-    noise = noise_table(spec, noise_seed, step0, n_steps, E, noise_std)
-    _steps(packed.wg_n, packed.wc_n, packed.wo_n, packed.wg_s, packed.wc_s, packed.wo_s, packed.pre, x,
-           st.y_n, st.h_n, st.y_s, st.h_s, noise, spec.n_out, acc)
+    _steps(packed.wg_n, packed.wc_n, packed.wo_n, packed.wg_s, packed.wc_s, packed.wo_s, xT, src, post, S,
+           As, An, nn, ns, spec.n_out, N, acc)
+    st.y_s[...] = As[:, 2 * C:3 * C].transpose(0, 2, 1).reshape(st.y_s.shape)
+    st.h_s[...] = As[:, 3 * C:3 * C + H].transpose(0, 2, 1).reshape(st.h_s.shape)
+    st.y_n[...] = An[:, C:2 * C].transpose(0, 2, 1).reshape(st.y_n.shape)
+    st.h_n[...] = An[:, 2 * C:2 * C + H].transpose(0, 2, 1).reshape(st.h_n.shape)
     return acc
 
 
@@ -292,4 +324,5 @@ def enu_net_run(spec: ENUNetSpec, genomes: np.ndarray, xs: np.ndarray, noise_std
     return ys, st
 
 
-__all__ = ["Packed", "pack", "net_step", "work_size", "noise_table", "noise_scale", "enu_net_steps", "enu_net_run"]
+__all__ = ["Packed", "pack", "net_step", "wiring", "split_noise", "noise_table", "noise_scale", "enu_net_steps",
+           "enu_net_run"]

@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import rng
-from ..kernels.enu_net import net_step, noise_table, pack, work_size
+from ..kernels.enu_net import _work, net_step, noise_table, pack, split_noise, wiring
 from ..models.enu_net import ENUNetSpec
 
 PURPOSE_TMAZE = 0x8000_0100          # + env copy: layout, shuffles and swap draws of one episode
@@ -257,42 +257,55 @@ def choose(acc, act_perm_e):
 
 
 @njit(parallel=True, cache=True, fastmath=False)
-def _episodes(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, pre, C, H, n_out, obs_perm, act_perm, food_top, keys,
-              noise, T, K, out, trace):
+def _episodes(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, syn_src, syn_post, S, N, H, n_out, obs_perm, act_perm,
+              food_top, keys, noise_n, noise_s, T, K, out, trace):
+    """One offspring per parallel task, its E episodes in lockstep (the kernel batches the copies)."""
     P = wg_n.shape[0]
     E = obs_perm.shape[0]
-    N, S = pre.shape
-    wn = work_size(N, C, H)
-    for pe in prange(P * E):
-        p = pe // E
-        e = pe - p * E
-        y_n = np.zeros((N, C), np.float32)
-        h_n = np.zeros((N, H), np.float32)
-        y_s = np.zeros((N, S, C), np.float32)
-        h_s = np.zeros((N, S, H), np.float32)
-        work = np.empty(wn, np.float32)
-        x = np.zeros((4, C), np.float32)
+    C = wo_n.shape[1]
+    Ns = 4
+    U_s, U_n = E * N * S, E * N
+    for p in prange(P):
+        As = np.zeros((3 * C + H + 1, U_s), np.float32)
+        As[3 * C + H] = np.float32(1.0)
+        An = np.zeros((2 * C + H + 1, U_n), np.float32)
+        An[2 * C + H] = np.float32(1.0)
+        work = _work(C, H, U_s, U_n)
+        xT = np.zeros((C, E * Ns), np.float32)
+        x = np.zeros((Ns, C), np.float32)
         feat = np.zeros(3, np.float32)
-        acc = np.zeros(n_out, np.float32)
-        s = out[p, e]
-        env_reset(s, food_top[e])
+        acc = np.zeros((E, n_out), np.float32)
+        for e in range(E):
+            env_reset(out[p, e], food_top[e])
         for t in range(T):
-            if s[F_ALIVE] == 0:
-                break                        # a dead agent no longer moves: nothing left to compute
-            sensors(s, feat, obs_perm[e], x)
+            alive = 0
+            for e in range(E):
+                alive += out[p, e, F_ALIVE]
+            if alive == 0:
+                break                        # nobody moves any more: nothing left to compute
+            for e in range(E):
+                sensors(out[p, e], feat, obs_perm[e], x)
+                for i in range(Ns):
+                    for c in range(C):
+                        xT[c, e * Ns + i] = x[i, c]
             acc[:] = np.float32(0.0)
             for k in range(K):
-                net_step(wg_n[p], wc_n[p], wo_n[p], wg_s[p], wc_s[p], wo_s[p], pre, x, y_n, h_n, y_s, h_s,
-                         noise[t * K + k], e, E, work)
-                for j in range(n_out):
-                    acc[j] += y_n[N - n_out + j, 0]
-            a = choose(acc, act_perm[e])
-            env_step(s, a, keys[e], t)
-            if trace.shape[0] > 0:
-                trace[p, e, t, 0] = a
-                trace[p, e, t, 1] = s[F_ROW]
-                trace[p, e, t, 2] = s[F_COL]
-                trace[p, e, t, 3] = s[F_LASTR]
+                net_step(wg_n[p], wc_n[p], wo_n[p], wg_s[p], wc_s[p], wo_s[p], xT, syn_src, syn_post, S,
+                         As, An, noise_n[t * K + k], noise_s[t * K + k], work)
+                for e in range(E):
+                    for j in range(n_out):
+                        acc[e, j] += An[C, e * N + N - n_out + j]
+            for e in range(E):
+                s = out[p, e]
+                if s[F_ALIVE] == 0:
+                    continue                 # a dead agent no longer moves
+                a = choose(acc[e], act_perm[e])
+                env_step(s, a, keys[e], t)
+                if trace.shape[0] > 0:
+                    trace[p, e, t, 0] = a
+                    trace[p, e, t, 1] = s[F_ROW]
+                    trace[p, e, t, 2] = s[F_COL]
+                    trace[p, e, t, 3] = s[F_LASTR]
 
 
 def run_episodes(spec: ENUNetSpec, genomes: np.ndarray, cfg: TMazeConfig, seed: int, generation: int,
@@ -306,9 +319,11 @@ def run_episodes(spec: ENUNetSpec, genomes: np.ndarray, cfg: TMazeConfig, seed: 
     lay = layout(seed, generation, cfg.envs, shuffle)
     out = np.zeros((pk.P, cfg.envs, NF), np.int64)
     tr = np.full((pk.P, cfg.envs, cfg.steps, 4) if trace else (0, 1, 1, 4), -9, np.int64)
-    _episodes(pk.wg_n, pk.wc_n, pk.wo_n, pk.wg_s, pk.wc_s, pk.wo_s, pk.pre, spec.channels, spec.memory,
-              spec.n_out, lay.obs_perm, lay.act_perm, lay.food_top, lay.keys,
-              noise_table(spec, lay.noise_seed, 0, cfg.steps * cfg.net_steps, cfg.envs, cfg.noise_std),
+    table = noise_table(spec, lay.noise_seed, 0, cfg.steps * cfg.net_steps, cfg.envs, cfg.noise_std)
+    nn, ns = split_noise(spec, table, cfg.envs)
+    src, post = wiring(spec, cfg.envs)
+    _episodes(pk.wg_n, pk.wc_n, pk.wo_n, pk.wg_s, pk.wc_s, pk.wo_s, src, post, spec.n_synapses, spec.n_neurons,
+              spec.memory, spec.n_out, lay.obs_perm, lay.act_perm, lay.food_top, lay.keys, nn, ns,
               cfg.steps, cfg.net_steps, out, tr)
     return (out, tr) if trace else out
 
