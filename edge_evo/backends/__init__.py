@@ -1,6 +1,7 @@
 """Simulation backends beside the project's own kernels. ``brian2_backend`` (optional extra
-``brian2``) runs the spiking twins and ENU cells as Brian2 networks for validation; it is
-imported lazily so ``import edge_evo`` never needs Brian2."""
+``brian2``) runs the spiking twins as Brian2 networks for validation, ``brian2_enu`` the ENU
+networks and cells (``simulate_enu_net_brian2``, ``ENUNetBrian2``, ``simulate_enu_brian2``);
+both are imported lazily so ``import edge_evo`` never needs Brian2."""
 from __future__ import annotations
 
 
