@@ -144,11 +144,12 @@ def train(a) -> None:
     cfg = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.envs, noise_std=a.noise)
     cfg_eval = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.eval_episodes, noise_std=a.noise)
     es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                momentum=a.momentum)
+                momentum=a.momentum, shaping=a.shaping)
     st = es.init(a.seed)
     settings = {k: v for k, v in vars(a).items() if k != "func"}
     print(f"T-maze ENU net: {spec.n_params} parameters, C={a.channels} H={a.memory}, P={a.population}, "
-          f"E={a.envs}, {a.steps} env steps x {a.net_steps} network steps, sigma {a.sigma}, lr {a.lr}",
+          f"E={a.envs}, {a.steps} env steps x {a.net_steps} network steps, sigma {a.sigma}, lr {a.lr}, "
+          f"momentum {a.momentum}, {a.shaping} shaping",
           flush=True)
     mfile = (out / "metrics.jsonl").open("w")
     metrics, evals = [], []
@@ -234,6 +235,9 @@ def main(argv=None) -> None:
     ap.add_argument("--sigma", type=float, default=0.01)
     ap.add_argument("--lr", type=float, default=1.0)
     ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--shaping", default="rank5", choices=["rank5", "centered"],
+                    help="rank5 = the seed's (rank/N)^5; centered = antisymmetric ranks (lower-variance "
+                         "steps: with small P, rank5 + momentum 0.9 random-walks the mean away)")
     ap.add_argument("--generations", type=int, default=30000)
     ap.add_argument("--minutes", type=float, default=55.0)
     ap.add_argument("--eval-every", type=int, default=50)
