@@ -18,7 +18,8 @@ What holds in integers (measured in docs/organism.md):
   fixpoint*: the integer self-application (positions L, C, E in the weight format, the same
   rounding after every particle layer) returns ``q`` bit for bit. ``int_sr_error`` counts the
   deviation in LSB; ``int_sr_repair`` is the self-replication step in integers: a per-particle
-  (1+lambda) search with +-1 LSB mutations (counter RNG), accepting non-worsening moves, which drives
+  (1+lambda) search with +-1 LSB mutations of one or two weights (counter RNG), accepting
+  non-worsening moves, which drives
   quantised self-replicators to exact integer fixpoints.
 """
 from __future__ import annotations
@@ -99,7 +100,8 @@ def int_sr_error(ps: ParticleSpec, q: np.ndarray, frac: int, bits: int = 8) -> n
 def int_sr_repair(ps: ParticleSpec, q: np.ndarray, frac: int, bits: int = 8, steps: int = 200, lam: int = 8,
                   seed: int = 0) -> np.ndarray:
     """Self-replication step in integers: every particle runs a (1+lambda) search on its integer
-    SR error (sum of |deviation| in LSB); a child changes one random weight by +-1 LSB; the best
+    SR error (sum of |deviation| in LSB); a child changes one (even children) or two (odd) random
+    weights by +-1 LSB; the best
     child replaces the parent when it is not worse (so plateaus are crossed). Exact fixpoints
     (error 0) are kept. Deterministic (counter RNG from seed, step, child)."""
     from .. import rng
@@ -109,21 +111,27 @@ def int_sr_repair(ps: ParticleSpec, q: np.ndarray, frac: int, bits: int = 8, ste
     flat = q.reshape(-1, n)
     M = flat.shape[0]
     fit = np.sum(np.abs(int_self_apply(ps, flat, frac, bits) - flat), axis=-1)
-    rows = np.arange(M)
     for t in range(steps):
-        if not np.any(fit > 0):
+        act = np.flatnonzero(fit > 0)          # exact fixpoints are done
+        if act.size == 0:
             break
-        u = rng.u32_stream((seed ^ PURPOSE_INT_SR) & 0xFFFFFFFF, t, 0, lam * M).reshape(lam, M)
-        j = (u % np.uint32(n)).astype(np.int64)
-        d = np.where((u >> np.uint32(16)) & np.uint32(1), 1, -1).astype(np.int64)
-        kids = np.repeat(flat[None], lam, axis=0)
-        kids[np.arange(lam)[:, None], rows[None, :], j] += d
+        u = rng.u32_stream((seed ^ PURPOSE_INT_SR) & 0xFFFFFFFF, t, 0, lam * M).reshape(lam, M)[:, act]
+        j1 = (u % np.uint32(n)).astype(np.int64)
+        j2 = ((u >> np.uint32(8)) % np.uint32(n)).astype(np.int64)
+        d1 = np.where((u >> np.uint32(16)) & np.uint32(1), 1, -1).astype(np.int64)
+        d2 = np.where((u >> np.uint32(17)) & np.uint32(1), 1, -1).astype(np.int64)
+        d2[0::2] = 0                           # even children change one weight, odd ones two
+        kids = np.repeat(flat[act][None], lam, axis=0)
+        k_ix, r_ix = np.arange(lam)[:, None], np.arange(act.size)[None, :]
+        kids[k_ix, r_ix, j1] += d1
+        kids[k_ix, r_ix, j2] += d2
         np.clip(kids, -r, r, out=kids)
-        kf = np.sum(np.abs(int_self_apply(ps, kids, frac, bits) - kids), axis=-1)    # [lam, M]
+        kf = np.sum(np.abs(int_self_apply(ps, kids, frac, bits) - kids), axis=-1)    # [lam, active]
         b = np.argmin(kf, axis=0)
-        take = (kf[b, rows] <= fit) & (fit > 0)
-        flat[take] = kids[b[take], rows[take]]
-        fit[take] = kf[b[take], rows[take]]
+        best = kf[b, np.arange(act.size)]
+        take = best <= fit[act]
+        flat[act[take]] = kids[b[take], np.flatnonzero(take)]
+        fit[act[take]] = best[take]
     return flat.reshape(q.shape)
 
 
