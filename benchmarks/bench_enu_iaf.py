@@ -80,8 +80,11 @@ def main(argv=None):
     ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
     ap.add_argument("--sigma", type=float, default=0.02)
     ap.add_argument("--lr", type=float, default=0.3)
+    ap.add_argument("--sigma-decay", type=float, default=1.0, help="sigma *= this every generation")
+    ap.add_argument("--sigma-min", type=float, default=0.01)
     ap.add_argument("--lr-decay", type=float, default=0.9995)
     ap.add_argument("--lr-min", type=float, default=0.05)
+    ap.add_argument("--gain", type=float, default=1.0, help="output gain before the clamp (upstream: 1000)")
     ap.add_argument("--generations", type=int, default=20000, help="upper bound; --minutes usually stops first")
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall-time budget")
     ap.add_argument("--eval-every", type=int, default=100)
@@ -96,15 +99,15 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     spec = ENUSpec(1, a.hidden, 1)
-    task = IAFTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs)
+    task = IAFTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs, gain=a.gain)
     t_bank = time.perf_counter() - t0
     print(f"Brian2 reference bank: {a.n_train} train + {a.n_test} held-out sequences x {task.T} steps in "
           f"{t_bank:.1f} s ({task.s_test.sum(1).mean():.1f} spikes per held-out episode)")
     es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                lr_decay=a.lr_decay, lr_min=a.lr_min)
+                lr_decay=a.lr_decay, lr_min=a.lr_min, sigma_decay=a.sigma_decay, sigma_min=a.sigma_min)
     st = es.init_from(a.seed, orthogonal_genome(spec, a.seed))
-    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} lr={a.lr} "
-          f"(decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps")
+    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} "
+          f"(decay {a.sigma_decay}, min {a.sigma_min}) lr={a.lr} (decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps, output gain {a.gain}")
 
     hist = []
     t1 = time.perf_counter()

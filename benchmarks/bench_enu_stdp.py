@@ -71,6 +71,8 @@ def main(argv=None):
     ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
     ap.add_argument("--sigma", type=float, default=0.02)
     ap.add_argument("--lr", type=float, default=0.3)
+    ap.add_argument("--sigma-decay", type=float, default=1.0, help="sigma *= this every generation")
+    ap.add_argument("--sigma-min", type=float, default=0.01)
     ap.add_argument("--lr-decay", type=float, default=0.9997)
     ap.add_argument("--lr-min", type=float, default=0.05)
     ap.add_argument("--generations", type=int, default=20000, help="upper bound; --minutes usually stops first")
@@ -92,10 +94,10 @@ def main(argv=None):
     print(f"Brian2 pair-STDP bank: {a.n_train} train + {a.n_test} held-out episodes x {task.T} steps in "
           f"{t_bank:.1f} s ({task.train['mod'].mean():.2f} with neuromodulator)")
     es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                lr_decay=a.lr_decay, lr_min=a.lr_min)
+                lr_decay=a.lr_decay, lr_min=a.lr_min, sigma_decay=a.sigma_decay, sigma_min=a.sigma_min)
     st = es.init_from(a.seed, orthogonal_genome(spec, a.seed))
-    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} lr={a.lr} "
-          f"(decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps")
+    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} "
+          f"(decay {a.sigma_decay}, min {a.sigma_min}) lr={a.lr} (decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps")
     base = float(((task.test["y"] - 0.5 * task.test["inputs"][..., 0]) ** 2).mean())
     print(f"held-out MSE of the no-plasticity baseline y = 0.5 x: {base:.5f}")
 
