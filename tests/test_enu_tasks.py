@@ -166,3 +166,35 @@ def test_short_openes_run_improves_iaf():
     after = task.evaluate(es.best_genome(st))["loss"]
     assert after < 0.5 * before, (before, after)
     assert len(hist) >= 5 and hist[-1]["generation"] == 40
+
+
+_NOJIT_SCRIPT = """
+import sys, numpy as np
+from edge_evo.models.enu import ENUSpec
+from edge_evo.kernels.enu import enu_cell_run, enu_cell_run_q, quantize_enu, quantize_inputs
+spec = ENUSpec(2, 4, 1)
+g = (np.random.default_rng(0).standard_normal((2, spec.n_params)) * 0.3).astype(np.float32)
+xs = np.random.default_rng(1).uniform(0, 1, (6, 1, 3, 2)).astype(np.float32)
+y, h = enu_cell_run(spec, g, xs)
+q, fr = quantize_enu(spec, g[0])
+yq, hq = enu_cell_run_q(spec, q[None], fr[None], quantize_inputs(xs))
+np.savez(sys.argv[1], y=y, h=h, yq=yq, hq=hq)
+"""
+
+
+def test_kernels_same_without_jit(tmp_path):
+    """The kernels are plain Python under NUMBA_DISABLE_JIT=1: float32 within 1e-6, fixed point bit-exact."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[1])
+    out = {}
+    for flag in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=flag, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        f = tmp_path / f"jit{flag}.npz"
+        subprocess.run([sys.executable, "-c", _NOJIT_SCRIPT, str(f)], check=True, env=env, cwd=root, timeout=300)
+        out[flag] = np.load(f, allow_pickle=False)
+    np.testing.assert_allclose(out["0"]["y"], out["1"]["y"], atol=1e-6)
+    np.testing.assert_allclose(out["0"]["h"], out["1"]["h"], atol=1e-6)
+    assert np.array_equal(out["0"]["yq"], out["1"]["yq"]) and np.array_equal(out["0"]["hq"], out["1"]["hq"])
