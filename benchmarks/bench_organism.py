@@ -7,8 +7,16 @@ steps : 1 self-replication step. Then the specialist analysis (drop the self-rep
 pruning at equal sparsity, test accuracy) and the int8 export of the pruned extracted MLP (C and
 integer ONNX; the ONNX graph is run in onnxruntime against the kernels). Prints tables and the command.
 
+Then the integer mode: self-replication of the particles after quantising them to int8 / int16
+(float 1e-5 test, exact integer fixpoints, the integer SR repair) and the literal integer organism
+forward (accuracy, agreement with its float twin).
+
     python benchmarks/bench_organism.py                     # both tasks, ~8 minutes
     python benchmarks/bench_organism.py --task mnist --seconds 420
+    # specialist dropout (docs/organism.md): 'path' task coordinates + activity gate
+    python benchmarks/bench_organism.py --task mnist --seconds 330 --task-params path --gate 0.02 \
+        --lr-decay 0.9995 --sr-steps 5 --save organism.npz
+    python benchmarks/bench_organism.py --task mnist --load organism.npz --task-params path --gate 0.02
 """
 from __future__ import annotations
 
