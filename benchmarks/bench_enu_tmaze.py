@@ -145,7 +145,14 @@ def train(a) -> None:
     cfg_eval = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.eval_episodes, noise_std=a.noise)
     es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
                 momentum=a.momentum, shaping=a.shaping)
-    st = es.init(a.seed)
+    if a.init:                                          # continue from a saved genome (its "genome" array)
+        arrays, meta = io.load_checkpoint(a.init)
+        if ENUNetSpec.from_dict(meta["spec"]) != spec:
+            raise SystemExit(f"{a.init} holds a genome of {meta['spec']}, not of this spec; pass the same "
+                             "--channels/--memory/--seed")
+        st = es.init_from(a.seed, arrays["genome"].astype(np.float32))
+    else:
+        st = es.init(a.seed)
     settings = {k: v for k, v in vars(a).items() if k != "func"}
     print(f"T-maze ENU net: {spec.n_params} parameters, C={a.channels} H={a.memory}, P={a.population}, "
           f"E={a.envs}, {a.steps} env steps x {a.net_steps} network steps, sigma {a.sigma}, lr {a.lr}, "
@@ -244,6 +251,7 @@ def main(argv=None) -> None:
     ap.add_argument("--eval-episodes", type=int, default=64)
     ap.add_argument("--final-rounds", type=int, default=4, help="held-out rounds of --eval-episodes at the end")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default="", help="start from a saved genome pair (e.g. benchmarks/results/enu_tmaze_c4h8)")
     ap.add_argument("--out", default="runs/enu_tmaze")
     ap.add_argument("--docs-img", default="", help="also copy the plot here (docs/img/enu_tmaze_fitness.png)")
     a = ap.parse_args(argv)
