@@ -164,7 +164,8 @@ def raster(args):
     res = simulate_enu_net_brian2(spec, g, xs, noise_std=args.noise, noise_seed=0, target=args.target,
                                   spike_threshold=args.threshold)
     title = (f"ENU net tmaze(C={spec.channels}, H={spec.memory}) in Brian2, {what}\n"
-             f"spike = output channel 0 crossing {args.threshold} upwards; T-maze-like sensor input, noise {args.noise}")
+             f"spike = output channel 0 crossing {args.threshold} upwards; "
+             f"T-maze-like sensor input, noise {args.noise}")
     out = Path(args.raster_dir)
     p = res.write_raster(out, title=title, name="enu_raster.png")
     print(f"\nraster: {p} ({len(res.spike_steps)} spikes in {T} steps, {what})")
