@@ -38,7 +38,8 @@ above threshold spikes once, when it crosses.
 Code generation: ``target="cython"`` (compiled once per network shape: E and the padded T are
 compiled in; cache directory ``cython_cache_dir()``; a cold build took 145 s at channels 4 /
 memory 8 and 164 s at 8 / 16 on a busy 2-core machine, docs/enu.md), or ``"numpy"`` (no
-compiler). When no working C++ compiler is found the Cython target falls back to numpy with a warning in the log.
+compiler). When no working C++ compiler is found the Cython target falls back to numpy with a
+warning in the log.
 """
 from __future__ import annotations
 
