@@ -4,14 +4,14 @@ and the spike raster ``docs/img/enu_raster.png``.
 
     nice -n 10 python benchmarks/bench_brian2_enu.py                     # sizes 4x8 and 8x16, cold cache
     nice -n 10 python benchmarks/bench_brian2_enu.py --sizes 4x8 --warm-cache --repeats 3
-    nice -n 10 python benchmarks/bench_brian2_enu.py --genome runs/x/model.npz   # raster of a trained net
+    nice -n 10 python benchmarks/bench_brian2_enu.py --sizes "" --genome benchmarks/results/enu_tmaze_c4h8.npz
 
 Parity genomes are OpenES offspring (init U(+-1/sqrt(fan_in)) + sigma 0.1), the kind of genome the
 backend validates in practice; a random N(0, 0.5) genome is also run to show that such nets are
 chaotic (the reference itself moves when one input changes by 1 ulp). Times are wall-clock medians.
-The raster uses a trained genome when ``--genome`` is given or one is found under ``runs/`` (a
-``model.npz`` whose ``model.json`` spec is an ``enu_net``), else a random (OpenES-init) genome; the
-figure title says which (the random one is N(0, 0.5): an untrained OpenES-init genome never
+The raster uses a trained genome when ``--genome`` is given or one is found under ``runs/`` (an
+npz beside a JSON whose ``spec`` is an ``enu_net``; ``best_genome`` if it has one), else a random
+genome; the figure title says which (the random one is N(0, 0.5): an untrained OpenES-init genome never
 crosses the threshold, which makes an empty raster).
 """
 from __future__ import annotations
@@ -53,34 +53,41 @@ def tmaze_like_inputs(spec, T, E, seed=0):
 
 
 def find_trained(root: Path):
-    """(genome path, spec) of the newest enu_net model under root/runs, or None."""
+    """(genome npz, spec) of the newest ENU-network genome under root/runs: a JSON file whose
+    ``spec`` is an ``enu_net`` next to its npz (``model.json``/``model.npz``, or a checkpoint pair
+    like ``genome.json``/``genome.npz`` naming its npz), or None."""
     best = None
-    for j in sorted((root / "runs").glob("**/model.json")):
+    for j in sorted((root / "runs").glob("**/*.json")):
         try:
             meta = json.loads(j.read_text())
         except (OSError, ValueError):
             continue
-        if meta.get("spec", {}).get("kind") == "enu_net" and j.with_suffix(".npz").exists():
+        if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
+            continue
+        npz = j.parent / meta["npz"] if isinstance(meta.get("npz"), str) else j.with_suffix(".npz")
+        if meta["spec"].get("kind") == "enu_net" and npz.exists():
             if best is None or j.stat().st_mtime > best[0].stat().st_mtime:
-                best = (j, meta)
-    return None if best is None else (best[0].with_suffix(".npz"), ENUNetSpec.from_dict(best[1]["spec"]))
+                best = (j, npz, meta)
+    return None if best is None else (best[1], ENUNetSpec.from_dict(best[2]["spec"]))
 
 
 def load_genome(path: Path, default_spec):
+    """(genome, spec, array name): ``best_genome`` when the npz has one, else ``genome``."""
     with np.load(path, allow_pickle=False) as z:
-        if "genome" not in z:
+        key = "best_genome" if "best_genome" in z else "genome"
+        if key not in z:
             raise SystemExit(f"{path}: no 'genome' array (save it with np.savez(path, genome=g))")
-        g = z["genome"].astype(np.float64).ravel()
+        g = z[key].astype(np.float64).ravel()
     spec = default_spec
     j = path.with_suffix(".json")
     if j.exists():
         meta = json.loads(j.read_text())
-        if meta.get("spec", {}).get("kind") == "enu_net":
+        if isinstance(meta.get("spec"), dict) and meta["spec"].get("kind") == "enu_net":
             spec = ENUNetSpec.from_dict(meta["spec"])
     if g.size != spec.n_params:
         raise SystemExit(f"{path}: genome has {g.size} values, {spec} needs {spec.n_params} "
-                         "(pass --raster-size CxH or a model.json with the spec)")
-    return g, spec
+                         "(pass --raster-size CxH or a .json beside it with the spec)")
+    return g, spec, key
 
 
 def max_diff(res, ys, st):
@@ -145,9 +152,10 @@ def raster(args):
     xs = tmaze_like_inputs(spec, T, 1)
     found = (Path(args.genome), None) if args.genome else find_trained(ROOT)
     if found is not None:
-        g, spec = load_genome(Path(found[0]), found[1] or spec)
+        path = Path(found[0]).resolve()
+        g, spec, key = load_genome(path, found[1] or spec)
         xs = tmaze_like_inputs(spec, T, 1)
-        what = f"trained genome {Path(found[0]).relative_to(ROOT) if Path(found[0]).is_relative_to(ROOT) else found[0]}"
+        what = f"trained genome {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ['{key}']"
     else:
         # an untrained OpenES-init genome keeps every output near 0 (no crossings), and so do many
         # random ones (all neurons share one genome): take the first seed whose every neuron spikes
@@ -173,7 +181,7 @@ def raster(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="4x8,8x16", help="channels x memory, comma separated")
+    ap.add_argument("--sizes", default="4x8,8x16", help="channels x memory, comma separated ('' = raster only)")
     ap.add_argument("--T", type=int, default=100)
     ap.add_argument("--E", type=int, default=2)
     ap.add_argument("--noise", type=float, default=0.01)
@@ -195,13 +203,14 @@ def main():
     import brian2
     print(f"brian2 {brian2.__version__}, numpy {np.__version__}, target {args.target}, "
           f"cache {cython_cache_dir()} ({'cold' if args.cold else 'warm'}), {os.cpu_count()} cores")
-    rows = [bench_size(*map(int, s.split("x")), args) for s in args.sizes.split(",")]
-    print("\n| size C x H | params | parity | first run (s) | warm run (ms) | Network.run (ms) | NumPy f64 (ms) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        spec = ENUNetSpec.tmaze(channels=r["C"], memory=r["H"])
-        print(f"| {r['C']} x {r['H']} | {spec.n_params} | {r['parity']:.1e} | {r['first_s']:.0f} | "
-              f"{r['warm_ms']:.0f} | {r['run_ms']:.0f} | {r['ref64_ms']:.0f} |")
+    rows = [bench_size(*map(int, s.split("x")), args) for s in args.sizes.split(",") if s]
+    if rows:
+        print("\n| size C x H | params | parity | first run (s) | warm run (ms) | Network.run (ms) | NumPy f64 (ms) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            spec = ENUNetSpec.tmaze(channels=r["C"], memory=r["H"])
+            print(f"| {r['C']} x {r['H']} | {spec.n_params} | {r['parity']:.1e} | {r['first_s']:.0f} | "
+                  f"{r['warm_ms']:.0f} | {r['run_ms']:.0f} | {r['ref64_ms']:.0f} |")
     if not args.no_raster:
         raster(args)
 
