@@ -1,5 +1,5 @@
-"""Brian2 backend: the rate-coded IF networks of ``edge_evo.models.snn`` as Brian2 NeuronGroups/Synapses (ENU networks and cells:
-``brian2_enu``; Stimberg, Brette, Goodman 2019, eLife 8:e47314).
+"""Brian2 backend: the rate-coded IF networks of ``edge_evo.models.snn`` as Brian2 NeuronGroups/Synapses
+(Stimberg, Brette, Goodman 2019, eLife 8:e47314). ENU networks and cells: ``brian2_enu``.
 
 One IF layer = one ``NeuronGroup`` (variables v, I_ext, v_th, v_rst, gain) with
 ``threshold='v > v_th'`` and reset ``v -= v_th`` or ``v = v_rst``; one Affine between two IF
