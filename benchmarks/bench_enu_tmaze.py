@@ -5,6 +5,9 @@ Two parts:
 ``--kernel``   speed of the float32 population kernel (``kernels/enu_net.py``) against the NumPy
                reference (``models/enu_net.py``), in network steps per second, for the seed size
                (16 channels, memory 32) and reduced sizes; prints medians of ``--repeats`` runs.
+``--diagnose`` is there an ES signal at all: for the starting mean and each ``--diag-sigmas`` value, the
+               offspring fitness spread against one genome's env-seed noise, the rank correlation of
+               the offspring between two env sets, the share of actions an offspring changes.
 ``train``      (default) core OpenES float32 on ``ENUNetSpec.tmaze(channels, memory)``: seed settings
                are 16 channels, memory 32, P = 1024, sigma 0.01, lr 1, momentum 0.9, 8 envs,
                400 network steps, 30000 generations (~24 h on a Titan V). Runs for ``--generations``
@@ -22,6 +25,7 @@ Example (the reduced configuration of docs/enu.md)::
     nice -n 10 python benchmarks/bench_enu_tmaze.py --channels 4 --memory 8 --population 32 \\
         --envs 4 --minutes 55 --out runs/enu_tmaze
     python benchmarks/bench_enu_tmaze.py --kernel
+    nice -n 10 python benchmarks/bench_enu_tmaze.py --diagnose --population 64 --envs 8 --init-scale 1.0
 """
 from __future__ import annotations
 
@@ -144,7 +148,7 @@ def train(a) -> None:
     cfg = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.envs, noise_std=a.noise)
     cfg_eval = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.eval_episodes, noise_std=a.noise)
     es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                momentum=a.momentum, shaping=a.shaping)
+                momentum=a.momentum, shaping=a.shaping, init_scale=a.init_scale)
     if a.init:                                          # continue from a saved genome (its "genome" array)
         arrays, meta = io.load_checkpoint(a.init)
         if ENUNetSpec.from_dict(meta["spec"]) != spec:
@@ -228,6 +232,50 @@ def train(a) -> None:
         print(f"plot copied to {a.docs_img}")
 
 
+# ----------------------------------------------------------------------------- ES signal diagnosis
+def diagnose(a) -> None:
+    """Is there an ES signal at all? For the starting mean and each sigma in --diag-sigmas: the spread
+    of the offspring fitness (P offspring, same E env copies) against the env-seed noise of one genome
+    (the same genome on other env copies), the correlation of the offspring ranking between two env
+    sets, and how often an offspring's action differs from the mean's (same episodes)."""
+    spec = ENUNetSpec.tmaze(a.channels, a.memory, seed=a.seed)
+    cfg = tm.TMazeConfig(steps=a.steps, net_steps=a.net_steps, envs=a.envs, noise_std=a.noise)
+    es0 = OpenES(spec, "paper", mode="float32", population=a.population, sigma=0.01, init_scale=a.init_scale)
+    st0 = es0.init(a.seed)
+    if a.init:
+        arrays, _ = io.load_checkpoint(a.init)
+        st0 = es0.init_from(a.seed, arrays["genome"].astype(np.float32))
+    mean = st0.arrays["mean"]
+    print(f"start mean: {spec.n_params} parameters, rms {np.sqrt(np.mean(mean ** 2)):.4f}, "
+          f"max |w| {np.abs(mean).max():.4f}")
+    # one genome on many env seeds: the noise an offspring's E-copy fitness carries
+    n_rep = 16
+    f_rep = np.array([tm.fitness(tm.run_episodes(spec, mean[None, :], cfg, a.seed, 500 + g), cfg.steps)[0].mean()
+                      for g in range(n_rep)])
+    rec, tr = tm.run_episodes(spec, mean[None, :], cfg, a.seed, 0, trace=True)
+    act = tr[0, :, :, 0]
+    act = act[act != -9]
+    frac = [float(np.mean(act == k)) for k in (tm.RIGHT, tm.UP, tm.DOWN, tm.NONE)]
+    print(f"mean genome: E={a.envs}-copy fitness over {n_rep} env seeds {f_rep.mean():.4f} +- {f_rep.std():.4f} "
+          f"(sd); actions right/up/down/none {frac[0]:.2f}/{frac[1]:.2f}/{frac[2]:.2f}/{frac[3]:.2f}")
+    print("| sigma | sigma / rms(mean) | offspring fitness sd (same envs) | env-seed sd of one genome | "
+          "rank corr. between two env sets | actions differing from the mean's |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for sg in a.diag_sigmas:
+        es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=sg)
+        st = es.init_from(a.seed, mean)
+        G = es.ask(st).to_flat()
+        fa = tm.fitness(tm.run_episodes(spec, G, cfg, a.seed, 0), cfg.steps).mean(1)
+        fb = tm.fitness(tm.run_episodes(spec, G, cfg, a.seed, 1), cfg.steps).mean(1)
+        ra, rb = np.argsort(np.argsort(fa)), np.argsort(np.argsort(fb))
+        corr = float(np.corrcoef(ra, rb)[0, 1])
+        _, trp = tm.run_episodes(spec, G, cfg, a.seed, 0, trace=True)
+        both = (trp[:, :, :, 0] != -9) & (tr[:, :, :, 0] != -9)
+        diff = float(np.mean((trp[:, :, :, 0] != tr[:, :, :, 0])[both]))
+        print(f"| {sg:g} | {sg / np.sqrt(np.mean(mean ** 2)):.2f} | {fa.std():.4f} | {f_rep.std():.4f} | "
+              f"{corr:+.2f} | {100 * diff:.1f} % |", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernel", action="store_true", help="measure the kernel speed instead of training")
@@ -253,9 +301,16 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default="", help="start from a saved genome pair (e.g. benchmarks/results/enu_tmaze_c4h8)")
     ap.add_argument("--out", default="runs/enu_tmaze")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="print the ES signal diagnosis (offspring spread vs env-seed noise per sigma) and stop")
+    ap.add_argument("--diag-sigmas", type=lambda t: [float(v) for v in t.split(",")], default=[0.01, 0.03, 0.1, 0.3])
+    ap.add_argument("--init-scale", type=float, default=None,
+                    help="OpenES init: weights U(+-init_scale) instead of U(+-1/sqrt(fan_in))")
     ap.add_argument("--docs-img", default="", help="also copy the plot here (docs/img/enu_tmaze_fitness.png)")
     a = ap.parse_args(argv)
-    if a.kernel:
+    if a.diagnose:
+        diagnose(a)
+    elif a.kernel:
         import numba
         bench_kernel(a.repeats, f"{numba.get_num_threads()} Numba threads")
     else:
