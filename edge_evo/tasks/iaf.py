@@ -12,9 +12,9 @@ neuron per input sequence, all sequences in one run) and from ``iaf_numpy``, its
 identical).
 
 ENU read-out: spike at step t when its output y_t > 0.5. The output is the cell's
-``clamp(gain * W_o [h, 1], 0, 1)`` with gain 1: upstream's ``clamp(1000 * out, 0, 1)`` turns the
-output into a hard step whose height carries no gradient for the ES; with gain 1 the height term
-below stays graded.
+``clamp(gain * W_o [h, 1], 0, 1)`` (``IAFTask(gain=...)``, default 1). Upstream's gain 1000 makes
+the output a hard step: measured, the ES then stays in the "always on" state. Gain 10 (the
+benchmark's choice, docs/enu.md) gives a sharp threshold whose height term stays graded.
 
 Loss per episode (lower is better; fitness = -loss), R = reference spike steps, S = ENU spikes::
 
