@@ -29,7 +29,8 @@ class ENUSpec:
 
     def __post_init__(self):
         if min(self.n_in, self.n_hidden, self.n_out) < 1:
-            raise ValueError(f"ENU sizes must be >= 1, got n_in={self.n_in} n_hidden={self.n_hidden} n_out={self.n_out}")
+            raise ValueError(f"ENU sizes must be >= 1, got n_in={self.n_in} n_hidden={self.n_hidden} "
+                             f"n_out={self.n_out}")
 
     @property
     def n_a(self) -> int:

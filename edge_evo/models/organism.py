@@ -440,7 +440,8 @@ def dropout_table(spec: OrganismSpec, particles: np.ndarray, score, eps: float =
     return rows
 
 
-__all__ = ["edge_activity", "specialists", "l1_keep", "dropout_table", "aux_output", "EPS_FIXPOINT", "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec",
-           "OrganismSpec", "particle_apply", "effective_vector", "weightwise_inputs", "weightwise_apply",
-           "self_apply", "self_replication_error", "is_fixpoint", "classify_fixpoints", "count_classes",
-           "extract_weights", "split_layers", "forward_weights", "forward", "to_mlp"]
+__all__ = ["edge_activity", "specialists", "l1_keep", "dropout_table", "aux_output", "EPS_FIXPOINT",
+           "FIX_CLASSES", "DIVERGENT", "ZERO", "IDENTITY", "OTHER", "ParticleSpec", "OrganismSpec",
+           "particle_apply", "effective_vector", "weightwise_inputs", "weightwise_apply", "self_apply",
+           "self_replication_error", "is_fixpoint", "classify_fixpoints", "count_classes", "extract_weights",
+           "split_layers", "forward_weights", "forward", "to_mlp"]

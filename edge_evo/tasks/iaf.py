@@ -166,7 +166,8 @@ class IAFTask:
         if envs < 1 or envs > n_train:
             raise ValueError(f"envs must be in [1, n_train={n_train}], got {envs}")
         self.spec = spec
-        self.seed, self.T, self.envs, self.gain, self.th, self.x_max = int(seed), int(T), int(envs), float(gain), th, x_max
+        self.seed, self.T, self.envs = int(seed), int(T), int(envs)
+        self.gain, self.th, self.x_max = float(gain), th, x_max
         self.x_train = iaf_inputs(seed, n_train, T, x_max, split=0)
         self.x_test = iaf_inputs(seed, n_test, T, x_max, split=1)
         self.s_train, self.v_train = iaf_brian2(self.x_train, th, target)
