@@ -162,7 +162,7 @@ def _cells(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
 
 
 @njit(cache=True)
-def _work(C, H, U_s, U_n):
+def work_buffers(C, H, U_s, U_n):
     """(G, CB, RH, fbits, bits) for the synapse cells and (G, CB, RH) for the neuron cells."""
     fbits = np.empty(2 * H * U_s, np.float32)
     return (np.empty((2 * H, U_s), np.float32), np.empty((H, U_s), np.float32), np.empty((H, U_s), np.float32),
@@ -254,7 +254,7 @@ def _steps(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, xT, syn_src, syn_post, S, As, An,
     xstride = 0 if xT.shape[0] == 1 else 1       # shared sensor rows: every offspring reads row 0
     for p in prange(P):
         xp = p * xstride
-        work = _work(C, H, As.shape[2], An.shape[2])
+        work = work_buffers(C, H, As.shape[2], An.shape[2])
         for t in range(noise_n.shape[0]):
             net_step(wg_n[p], wc_n[p], wo_n[p], wg_s[p], wc_s[p], wo_s[p], xT[xp], syn_src, syn_post, S,
                      As[p], An[p], noise_n[t], noise_s[t], work)
@@ -324,5 +324,5 @@ def enu_net_run(spec: ENUNetSpec, genomes: np.ndarray, xs: np.ndarray, noise_std
     return ys, st
 
 
-__all__ = ["Packed", "pack", "net_step", "wiring", "split_noise", "noise_table", "noise_scale", "enu_net_steps",
-           "enu_net_run"]
+__all__ = ["Packed", "pack", "net_step", "work_buffers", "wiring", "split_noise", "noise_table",
+           "noise_scale", "enu_net_steps", "enu_net_run"]

@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import rng
-from ..kernels.enu_net import _work, net_step, noise_table, pack, split_noise, wiring
+from ..kernels.enu_net import net_step, work_buffers, noise_table, pack, split_noise, wiring
 from ..models.enu_net import ENUNetSpec
 
 PURPOSE_TMAZE = 0x8000_0100          # + env copy: layout, shuffles and swap draws of one episode
@@ -270,7 +270,7 @@ def _episodes(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, syn_src, syn_post, S, N, H, n_
         As[3 * C + H] = np.float32(1.0)
         An = np.zeros((2 * C + H + 1, U_n), np.float32)
         An[2 * C + H] = np.float32(1.0)
-        work = _work(C, H, U_s, U_n)
+        work = work_buffers(C, H, U_s, U_n)
         xT = np.zeros((C, E * Ns), np.float32)
         x = np.zeros((Ns, C), np.float32)
         feat = np.zeros(3, np.float32)
