@@ -14,18 +14,14 @@ enu_iaf.png (ENU output vs the Brian2 reference on a held-out input).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+import _enu_single
 from edge_evo.kernels.enu import enu_cell_run_q, quantize_enu, quantize_inputs, A_FRAC
 from edge_evo.models.enu import ENUSpec
-from edge_evo.strategies.openes import OpenES
-from edge_evo.tasks.enu_train import evolve, orthogonal_genome
 from edge_evo.tasks.iaf import IAFTask, iaf_loss, spike_metrics
 
 TARGET_WITHIN1 = 0.95
@@ -74,25 +70,8 @@ def row(name, m):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, default=16, help="ENU memory units (seed: 32)")
-    ap.add_argument("--population", type=int, default=128, help="offspring (seed: 512)")
-    ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
-    ap.add_argument("--sigma", type=float, default=0.02)
-    ap.add_argument("--lr", type=float, default=0.3)
-    ap.add_argument("--sigma-decay", type=float, default=1.0, help="sigma *= this every generation")
-    ap.add_argument("--sigma-min", type=float, default=0.01)
-    ap.add_argument("--lr-decay", type=float, default=0.9995)
-    ap.add_argument("--lr-min", type=float, default=0.05)
+    ap = _enu_single.parser(__doc__, lr_decay=0.9995, minutes=15.0, out="runs/enu_iaf")
     ap.add_argument("--gain", type=float, default=1.0, help="output gain before the clamp (upstream: 1000)")
-    ap.add_argument("--generations", type=int, default=20000, help="upper bound; --minutes usually stops first")
-    ap.add_argument("--minutes", type=float, default=15.0, help="training wall-time budget")
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--n-train", type=int, default=2048)
-    ap.add_argument("--n-test", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/enu_iaf")
-    ap.add_argument("--docs-img", default="", help="also copy the plot here (docs/img/enu_iaf.png)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,26 +81,11 @@ def main(argv=None):
     task = IAFTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs, gain=a.gain)
     t_bank = time.perf_counter() - t0
     print(f"Brian2 reference bank: {a.n_train} train + {a.n_test} held-out sequences x {task.T} steps in "
-          f"{t_bank:.1f} s ({task.s_test.sum(1).mean():.1f} spikes per held-out episode)")
-    es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                lr_decay=a.lr_decay, lr_min=a.lr_min, sigma_decay=a.sigma_decay, sigma_min=a.sigma_min)
-    st = es.init_from(a.seed, orthogonal_genome(spec, a.seed))
-    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} "
-          f"(decay {a.sigma_decay}, min {a.sigma_min}) lr={a.lr} (decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps, output gain {a.gain}")
-
-    hist = []
-    t1 = time.perf_counter()
-    budget = a.minutes * 60.0
-    while st.generation < a.generations and time.perf_counter() - t1 < budget:
-        n = min(a.eval_every, a.generations - st.generation)
-        st, h = evolve(es, st, task, n, log_every=n, progress=False)
-        m = task.evaluate(es.best_genome(st))
-        h[-1].update({f"test_{k}": v for k, v in m.items()})
-        h[-1]["seconds"] = time.perf_counter() - t1
-        hist.extend(h)
-        print(f"gen {st.generation:>6d}  {h[-1]['seconds']:>6.0f} s  train fitness {h[-1]['mean_fitness']:8.3f}  "
-              f"held-out within1 {m['within1']:.3f} extra {m['extra']:.3f} loss {m['loss']:.3f}", flush=True)
-    t_train = time.perf_counter() - t1
+          f"{t_bank:.1f} s ({task.s_test.sum(1).mean():.1f} spikes per held-out episode); output gain {a.gain}")
+    es, st, how = _enu_single.start(spec, a)
+    st, hist, t_train = _enu_single.train(
+        es, st, task, a, lambda g: {f"test_{k}": v for k, v in task.evaluate(g).items()},
+        lambda m: f"held-out within1 {m['test_within1']:.3f} extra {m['test_extra']:.3f} loss {m['test_loss']:.3f}")
     g = es.best_genome(st)
 
     m_f = task.evaluate(g)
@@ -137,19 +101,13 @@ def main(argv=None):
     print(f"target within1 >= {TARGET_WITHIN1}, extra <= {TARGET_EXTRA}: float32 {'MET' if ok(m_f) else 'MISSED'}, "
           f"fixed point {'MET' if ok(m_q) else 'MISSED'}")
     print(f"wall: training {t_train:.0f} s for {st.generation} generations ({t_train / max(st.generation, 1):.3f} "
-          f"s/generation, P={a.population} x {a.envs} envs x 100 steps); seed: 3000 generations on a GPU")
+          f"s/generation, P={a.population} x {a.envs} envs x 100 steps; {how}); seed: 3000 generations on a GPU")
 
-    np.savez(out / "model.npz", genome=g, hidden=np.int64(a.hidden))
-    (out / "metrics.json").write_text(json.dumps({
-        "settings": vars(a), "generations": st.generation, "train_seconds": t_train, "bank_seconds": t_bank,
-        "held_out_float32": m_f, "held_out_fixed_point": m_q, "train_float32": m_tr, "history": hist},
-        indent=1, default=float))
     png = out / "enu_iaf.png"
     plot(task, g, y_q, png)
-    if a.docs_img:
-        Path(a.docs_img).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, a.docs_img)
-    print(f"wrote {out / 'metrics.json'}, {out / 'model.npz'}, {png}" + (f", {a.docs_img}" if a.docs_img else ""))
+    _enu_single.save(out, a, g, png, {
+        "start": how, "generations": st.generation, "train_seconds": t_train, "bank_seconds": t_bank,
+        "held_out_float32": m_f, "held_out_fixed_point": m_q, "train_float32": m_tr, "history": hist})
 
 
 if __name__ == "__main__":

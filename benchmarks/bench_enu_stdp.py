@@ -14,17 +14,13 @@ enu_stdp.png (learned vs reference window, and one held-out episode).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+import _enu_single
 from edge_evo.models.enu import ENUSpec
-from edge_evo.strategies.openes import OpenES
-from edge_evo.tasks.enu_train import evolve, orthogonal_genome
 from edge_evo.tasks.stdp import STDPTask, stdp_window
 
 TARGET_CORR = 0.95
@@ -65,25 +61,7 @@ def plot(task, genome, path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, default=16, help="ENU memory units (seed: 32)")
-    ap.add_argument("--population", type=int, default=128, help="offspring (seed: 512)")
-    ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
-    ap.add_argument("--sigma", type=float, default=0.02)
-    ap.add_argument("--lr", type=float, default=0.3)
-    ap.add_argument("--sigma-decay", type=float, default=1.0, help="sigma *= this every generation")
-    ap.add_argument("--sigma-min", type=float, default=0.01)
-    ap.add_argument("--lr-decay", type=float, default=0.9997)
-    ap.add_argument("--lr-min", type=float, default=0.05)
-    ap.add_argument("--generations", type=int, default=20000, help="upper bound; --minutes usually stops first")
-    ap.add_argument("--minutes", type=float, default=18.0, help="training wall-time budget")
-    ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--n-train", type=int, default=2048)
-    ap.add_argument("--n-test", type=int, default=256)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/enu_stdp")
-    ap.add_argument("--docs-img", default="", help="also copy the plot here (docs/img/enu_stdp.png)")
-    a = ap.parse_args(argv)
+    a = _enu_single.parser(__doc__, lr_decay=0.9997, minutes=18.0, out="runs/enu_stdp").parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -93,28 +71,13 @@ def main(argv=None):
     t_bank = time.perf_counter() - t0
     print(f"Brian2 pair-STDP bank: {a.n_train} train + {a.n_test} held-out episodes x {task.T} steps in "
           f"{t_bank:.1f} s ({task.train['mod'].mean():.2f} with neuromodulator)")
-    es = OpenES(spec, "paper", mode="float32", population=a.population, sigma=a.sigma, lr=a.lr,
-                lr_decay=a.lr_decay, lr_min=a.lr_min, sigma_decay=a.sigma_decay, sigma_min=a.sigma_min)
-    st = es.init_from(a.seed, orthogonal_genome(spec, a.seed))
-    print(f"ENU {spec.dims} ({spec.n_params} parameters), OpenES P={a.population} sigma={a.sigma} "
-          f"(decay {a.sigma_decay}, min {a.sigma_min}) lr={a.lr} (decay {a.lr_decay}, min {a.lr_min}) momentum 0.9 rank5, {a.envs} envs x {task.T} steps")
+    es, st, how = _enu_single.start(spec, a)
     base = float(((task.test["y"] - 0.5 * task.test["inputs"][..., 0]) ** 2).mean())
     print(f"held-out MSE of the no-plasticity baseline y = 0.5 x: {base:.5f}")
-
-    hist = []
-    t1 = time.perf_counter()
-    budget = a.minutes * 60.0
-    while st.generation < a.generations and time.perf_counter() - t1 < budget:
-        n = min(a.eval_every, a.generations - st.generation)
-        st, h = evolve(es, st, task, n, log_every=n, progress=False)
-        m = task.window_metrics(es.best_genome(st))
-        h[-1].update(m)
-        h[-1]["seconds"] = time.perf_counter() - t1
-        hist.extend(h)
-        print(f"gen {st.generation:>6d}  {h[-1]['seconds']:>6.0f} s  train fitness {h[-1]['mean_fitness']:9.5f}  "
-              f"held-out MSE {m['test_mse']:.5f}  window corr {m['corr']:.3f}  |dw| on {m['rms_dw_on']:.3f} "
-              f"off {m['rms_dw_off']:.3f}", flush=True)
-    t_train = time.perf_counter() - t1
+    st, hist, t_train = _enu_single.train(
+        es, st, task, a, task.window_metrics,
+        lambda m: f"held-out MSE {m['test_mse']:.5f}  window corr {m['corr']:.3f}  |dw| on {m['rms_dw_on']:.3f} "
+                  f"off {m['rms_dw_off']:.3f}")
     g = es.best_genome(st)
     m = task.window_metrics(g)
     print()
@@ -125,18 +88,14 @@ def main(argv=None):
           f"(gate: off / on = {m['rms_dw_off'] / max(m['rms_dw_on'], 1e-12):.2f}); RMSE on vs reference {m['rmse_on']:.3f}")
     print(f"  held-out MSE {m['test_mse']:.5f} (no-plasticity baseline {base:.5f})")
     print(f"wall: training {t_train:.0f} s for {st.generation} generations ({t_train / max(st.generation, 1):.3f} "
-          f"s/generation, P={a.population} x {a.envs} envs x 100 steps); seed: 10000 generations, ~50 min on a GPU")
+          f"s/generation, P={a.population} x {a.envs} envs x 100 steps; {how}); seed: 10000 generations, "
+          "~50 min on a GPU")
 
-    np.savez(out / "model.npz", genome=g, hidden=np.int64(a.hidden))
-    (out / "metrics.json").write_text(json.dumps({
-        "settings": vars(a), "generations": st.generation, "train_seconds": t_train, "bank_seconds": t_bank,
-        "baseline_mse": base, "final": m, "history": hist}, indent=1, default=float))
     png = out / "enu_stdp.png"
     plot(task, g, png)
-    if a.docs_img:
-        Path(a.docs_img).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png, a.docs_img)
-    print(f"wrote {out / 'metrics.json'}, {out / 'model.npz'}, {png}" + (f", {a.docs_img}" if a.docs_img else ""))
+    _enu_single.save(out, a, g, png, {
+        "start": how, "generations": st.generation, "train_seconds": t_train, "bank_seconds": t_bank,
+        "baseline_mse": base, "final": m, "history": hist})
 
 
 if __name__ == "__main__":
