@@ -7,9 +7,12 @@ Float32 kernel ``enu_cell_run``: P offspring x E environment copies x T steps, p
     y  = clamp(gain * (W_o [h', 1] + noise), 0, 1)
 
 ``gain`` = 1 is ``models.enu.enu_run`` (tested equal within 2e-5 absolute on outputs and state);
-``gain`` = g equals ``enu_run`` with W_o and the noise scaled by g (the seed's IAF output is
-``clamp(1000 * out, 0, 1)``). Inputs shared by every offspring are passed as [T, 1, E, n_in] and
-read in place, never broadcast to P copies.
+``gain`` = g equals ``enu_run`` with W_o and the noise scaled by g, which is how it is computed (the
+seed's IAF output is ``clamp(1000 * out, 0, 1)``). Inputs shared by every offspring are passed as
+[T, 1, E, n_in] and read in place, never broadcast to P copies. The cell itself is
+``enu_cells_step`` (all units of one genome, units along the vector axis), the one float32 cell of
+the project: the ENU network kernel (``kernels/enu_net.py``) calls it for its synapse and neuron
+ENUs.
 
 Fixed-point kernel ``enu_cell_run_q`` (the device's view of the same cell)::
 
@@ -58,108 +61,155 @@ def _check(spec, genomes, xs, noise):
 
 
 # ---------------------------------------------------------------- float32 cell
-@njit(inline="always", cache=True)
-def _sig(v):
-    return np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+# Units along the fast axis: every gate is a row update ``G[k, :] += W[k, i] * A[i, :]`` that LLVM
+# vectorises without reassociating any sum (fastmath off; each unit's sum runs bias first, then its
+# inputs in order; weights exactly 0 are skipped, which changes no bit).
+#
+# exp(x) = 2^n e^r, n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor series to r^7 (remainder
+# < 6e-9): plain arithmetic, so LLVM vectorises it over whole rows of units (the libm expf call is
+# scalar here: no SVML). ln 2 is split hi + lo so r stays exact.
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693145751953125)        # 12 significant bits: n * hi is exact for |n| < 2^12
+_LN2_LO = np.float32(1.4286068203094173e-06)   # ln 2 - hi
+_XMAX = np.float32(87.0)
 
 
-@njit(cache=True)
-def enu_units_step(g, n_in, H, n_out, x, y, h, noise, gain, a, z):
-    """One float32 ENU step of B units that share the genome ``g`` (flat: W_g, W_c, W_o row-major),
-    in place. Columns are units: x [n_in, B], y [n_out, B] (previous output, overwritten with the
-    new one), h [H, B] (state, updated), noise [n_out, B]. Scratch: a [na + H, B], z [H, B] with
-    na = n_in + n_out + H + 1. The innermost loops run over B, so they vectorise without
-    reassociating any sum (each unit's sums keep the reference order). Reused by the network kernel."""
-    na = n_in + n_out + H + 1
-    B = h.shape[1]
-    oc = 2 * H * na               # offset of W_c
-    oo = oc + H * na              # offset of W_o
-    three = np.float32(3.0)
-    one = np.float32(1.0)
-    hb = n_in + n_out
-    for b in range(B):
-        for i in range(n_in):
-            a[i, b] = x[i, b]
-        for i in range(n_out):
-            a[n_in + i, b] = y[i, b]
-        for k in range(H):
-            a[hb + k, b] = h[k, b]
-        a[na - 1, b] = one
-    # gates from [x, y, h, 1]; r*h goes to rows na.. first, since every gate row reads h
+@njit(cache=True, fastmath=False, inline="always")
+def _exp_inplace(v, m, bits, fbits):
+    """v[:m] = exp(v[:m]) (float32, |rel err| ~1e-7, arguments clamped to +-87);
+    bits int32 scratch and fbits its float32 view build 2^n from the exponent field."""
+    for k in range(m):
+        x = min(max(v[k], -_XMAX), _XMAX)
+        n = np.floor(x * _LOG2E + np.float32(0.5))
+        r = (x - n * _LN2_HI) - n * _LN2_LO
+        p = np.float32(1.0 / 5040.0)
+        p = p * r + np.float32(1.0 / 720.0)
+        p = p * r + np.float32(1.0 / 120.0)
+        p = p * r + np.float32(1.0 / 24.0)
+        p = p * r + np.float32(1.0 / 6.0)
+        p = p * r + np.float32(0.5)
+        p = p * r + np.float32(1.0)
+        v[k] = p * r + np.float32(1.0)
+        bits[k] = (np.int32(n) + np.int32(127)) << np.int32(23)
+    for k in range(m):
+        v[k] = v[k] * fbits[k]
+
+
+@njit(cache=True, fastmath=False, inline="always")
+def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
+    """One float32 step of U units sharing one genome, in place (the only float32 ENU cell: the
+    single-cell runner below and the network kernel both call it). A [n_a, U] = rows [x (n_x) | y_prev (C) | h (H) | 1];
+    the y_prev and h rows are overwritten with y and h'. wg [2H, n_a], wc [H, n_a], wo [C, H + 1];
+    noise [C, U] output-gate noise; G [2H, U], CB, RH [H, U], fbits / bits [>= 2H U] scratch."""
+    n_a, U = A.shape
+    C = wo.shape[0]
+    H = wc.shape[0]
+    H2 = 2 * H
+    h0 = n_x + C
+    nb = n_a - 1                     # the ones row: its weight column is the bias
+    for k in range(H2):
+        b = wg[k, nb]
+        for u in range(U):
+            G[k, u] = b
+        for i in range(nb):
+            w = wg[k, i]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    G[k, u] += w * A[i, u]
+    # z = sigmoid(3 u), r = sigmoid(3 (q - 1)), as 1 / (1 + exp(-...))
     for k in range(H):
-        ru = k * na
-        rq = (H + k) * na
-        for b in range(B):
-            z[k, b] = np.float32(0.0)
-            a[na + k, b] = np.float32(0.0)
-        for j in range(na):
-            wu = g[ru + j]
-            wq = g[rq + j]
-            for b in range(B):
-                z[k, b] += wu * a[j, b]
-                a[na + k, b] += wq * a[j, b]
-        for b in range(B):
-            z[k, b] = _sig(three * z[k, b])
-            a[na + k, b] = _sig(three * (a[na + k, b] - one)) * h[k, b]
+        for u in range(U):
+            G[k, u] = np.float32(-3.0) * G[k, u]
+    for k in range(H, H2):
+        for u in range(U):
+            G[k, u] = np.float32(-3.0) * (G[k, u] - np.float32(1.0))
+    gf = G.reshape(H2 * U)
+    _exp_inplace(gf, H2 * U, bits, fbits)
+    for i in range(H2 * U):
+        gf[i] = np.float32(1.0) / (np.float32(1.0) + gf[i])
+    # candidate: the memory enters through the reset gate (r * h)
+    for j in range(H):
+        for u in range(U):
+            RH[j, u] = G[H + j, u] * A[h0 + j, u]
     for k in range(H):
-        for b in range(B):
-            a[hb + k, b] = a[na + k, b]
-    # candidate from [x, y, r*h, 1]; h' = (1 - z) h + z c
+        b = wc[k, nb]
+        for u in range(U):
+            CB[k, u] = b
+        for i in range(h0):
+            w = wc[k, i]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    CB[k, u] += w * A[i, u]
+        for j in range(H):
+            w = wc[k, h0 + j]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    CB[k, u] += w * RH[j, u]
+        for u in range(U):
+            CB[k, u] = np.float32(-6.0) * CB[k, u]
+    cf = CB.reshape(H * U)
+    _exp_inplace(cf, H * U, bits, fbits)
     for k in range(H):
-        rc = oc + k * na
-        for b in range(B):
-            a[na + k, b] = np.float32(0.0)
-        for j in range(na):
-            w = g[rc + j]
-            for b in range(B):
-                a[na + k, b] += w * a[j, b]
-        for b in range(B):
-            c = np.tanh(three * a[na + k, b])
-            h[k, b] = (one - z[k, b]) * h[k, b] + z[k, b] * c
-    for i in range(n_out):
-        ro = oo + i * (H + 1)
-        for b in range(B):
-            a[na + i, b] = g[ro + H]
-        for k in range(H):
-            w = g[ro + k]
-            for b in range(B):
-                a[na + i, b] += w * h[k, b]
-        for b in range(B):
-            v = gain * (a[na + i, b] + noise[i, b])
-            y[i, b] = min(max(v, np.float32(0.0)), one)
+        for u in range(U):
+            c = np.float32(2.0) / (np.float32(1.0) + CB[k, u]) - np.float32(1.0)     # tanh(3 c~)
+            A[h0 + k, u] = (np.float32(1.0) - G[k, u]) * A[h0 + k, u] + G[k, u] * c
+    # output gate: y = clamp(W_o [h', 1] + noise, 0, 1), into the y_prev rows (no longer needed)
+    for c in range(C):
+        b = wo[c, H]
+        for u in range(U):
+            A[n_x + c, u] = b
+        for j in range(H):
+            w = wo[c, j]
+            if w != np.float32(0.0):
+                for u in range(U):
+                    A[n_x + c, u] += w * A[h0 + j, u]
+        for u in range(U):
+            o = A[n_x + c, u] + noise[c, u]
+            A[n_x + c, u] = min(max(o, np.float32(0.0)), np.float32(1.0))
+
+
+
+def cell_buffers(H: int, U: int):
+    """Scratch of ``enu_cells_step`` for U units: (G, CB, RH, fbits, bits)."""
+    fbits = np.empty(2 * H * U, np.float32)
+    return (np.empty((2 * H, U), np.float32), np.empty((H, U), np.float32), np.empty((H, U), np.float32),
+            fbits, fbits.view(np.int32))
 
 
 @njit(parallel=True, cache=True)
-def _run_float(g, xs, noise, n_in, H, n_out, gain, ys, hs):
-    T, Px, E = xs.shape[0], xs.shape[1], xs.shape[2]
-    P = g.shape[0]
+def _run_float(wg, wc, wo, xs, noise, gain, ys, hs):
+    T, Px, E, n_in = xs.shape
+    P, H2, n_a = wg.shape
+    H = H2 // 2
+    n_out = wo.shape[1]
     Tn, Pn, En = noise.shape[0], noise.shape[1], noise.shape[2]
-    na = n_in + n_out + H + 1
     for p in prange(P):
         px = np.int64(p) if Px > 1 else np.int64(0)   # prange's index may be unsigned
         pn = np.int64(p) if Pn > 1 else np.int64(0)
-        gp = g[p]
-        a = np.empty((na + max(H, n_out), E), np.float32)
-        z = np.empty((H, E), np.float32)
-        h = np.zeros((H, E), np.float32)
-        y = np.zeros((n_out, E), np.float32)
-        xb = np.empty((n_in, E), np.float32)
+        A = np.zeros((n_a, E), np.float32)             # rows [x | y_prev | h | 1], zero start state
+        for e in range(E):
+            A[n_a - 1, e] = np.float32(1.0)
         nb = np.zeros((n_out, E), np.float32)
+        G = np.empty((H2, E), np.float32)
+        CB = np.empty((H, E), np.float32)
+        RH = np.empty((H, E), np.float32)
+        fbits = np.empty(H2 * E, np.float32)
+        bits = fbits.view(np.int32)
         for t in range(T):
             tn = np.int64(t) if Tn > 1 else np.int64(0)
             for e in range(E):
                 en = np.int64(e) if En > 1 else np.int64(0)
                 for i in range(n_in):
-                    xb[i, e] = xs[t, px, e, i]
+                    A[i, e] = xs[t, px, e, i]
                 for i in range(n_out):
-                    nb[i, e] = noise[tn, pn, en, i]
-            enu_units_step(gp, n_in, H, n_out, xb, y, h, nb, gain, a, z)
+                    nb[i, e] = gain * noise[tn, pn, en, i]
+            enu_cells_step(wg[p], wc[p], wo[p], A, n_in, nb, G, CB, RH, fbits, bits)
             for e in range(E):
                 for i in range(n_out):
-                    ys[t, p, e, i] = y[i, e]
+                    ys[t, p, e, i] = A[n_in + i, e]
         for e in range(E):
             for k in range(H):
-                hs[p, e, k] = h[k, e]
+                hs[p, e, k] = A[n_in + n_out + k, e]
 
 
 def enu_cell_run(spec, genomes, xs, noise=None, gain: float = 1.0):
@@ -167,9 +217,12 @@ def enu_cell_run(spec, genomes, xs, noise=None, gain: float = 1.0):
     -> (outputs [T, P, E, n_out], final h [P, E, H]) float32. ``noise`` [T, P or 1, E, n_out]
     is added to the output gate before the gain and clamp."""
     g, x, nz, T, P, E = _check(spec, genomes, xs, noise)
+    t = spec.unflatten(g)
+    wg, wc = np.ascontiguousarray(t["W_g"]), np.ascontiguousarray(t["W_c"])
+    wo = np.ascontiguousarray(np.float32(gain) * t["W_o"])          # the gain folded into W_o
     ys = np.empty((T, P, E, spec.n_out), np.float32)
     hs = np.empty((P, E, spec.n_hidden), np.float32)
-    _run_float(g, x, nz, spec.n_in, spec.n_hidden, spec.n_out, np.float32(gain), ys, hs)
+    _run_float(wg, wc, wo, x, nz, np.float32(gain), ys, hs)
     return ys, hs
 
 
@@ -314,5 +367,5 @@ def enu_cell_run_q(spec, genomes_q, fracs, xs_q):
     return ys, hs
 
 
-__all__ = ["enu_cell_run", "enu_units_step", "enu_cell_run_q", "enu_unit_step_q", "quantize_enu",
+__all__ = ["enu_cell_run", "enu_cells_step", "cell_buffers", "enu_cell_run_q", "enu_unit_step_q", "quantize_enu",
            "quantize_inputs", "enu_luts", "A_FRAC"]

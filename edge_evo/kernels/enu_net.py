@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from .. import rng
 from ..models.enu_net import PURPOSE_NOISE, ENUNetSpec, ENUNetState
+from .enu import enu_cells_step
 
 
 @dataclass(frozen=True)
@@ -56,109 +57,6 @@ def pack(spec: ENUNetSpec, genomes: np.ndarray) -> Packed:
         return np.ascontiguousarray(w, dtype=np.float32)
     return Packed(c(pn["W_g"]), c(pn["W_c"]), c(pn["W_o"]), c(ps["W_g"]), c(ps["W_c"]), c(ps["W_o"]),
                   np.ascontiguousarray(np.asarray(spec.pre, dtype=np.int64)))
-
-
-# ---------------------------------------------------------------------------- exp
-# exp(x) = 2^n e^r, n = round(x / ln 2), |r| <= ln(2)/2, e^r by its Taylor series to r^7 (remainder
-# < 6e-9): plain arithmetic, so LLVM vectorises it over whole rows of units (the libm expf call is
-# scalar here: no SVML). ln 2 is split hi + lo so r stays exact.
-_LOG2E = np.float32(1.4426950408889634)
-_LN2_HI = np.float32(0.693145751953125)        # 12 significant bits: n * hi is exact for |n| < 2^12
-_LN2_LO = np.float32(1.4286068203094173e-06)   # ln 2 - hi
-_XMAX = np.float32(87.0)
-
-
-@njit(cache=True, fastmath=False, inline="always")
-def _exp_inplace(v, m, bits, fbits):
-    """v[:m] = exp(v[:m]) (float32, |rel err| ~1e-7, arguments clamped to +-87);
-    bits int32 scratch and fbits its float32 view build 2^n from the exponent field."""
-    for k in range(m):
-        x = min(max(v[k], -_XMAX), _XMAX)
-        n = np.floor(x * _LOG2E + np.float32(0.5))
-        r = (x - n * _LN2_HI) - n * _LN2_LO
-        p = np.float32(1.0 / 5040.0)
-        p = p * r + np.float32(1.0 / 720.0)
-        p = p * r + np.float32(1.0 / 120.0)
-        p = p * r + np.float32(1.0 / 24.0)
-        p = p * r + np.float32(1.0 / 6.0)
-        p = p * r + np.float32(0.5)
-        p = p * r + np.float32(1.0)
-        v[k] = p * r + np.float32(1.0)
-        bits[k] = (np.int32(n) + np.int32(127)) << np.int32(23)
-    for k in range(m):
-        v[k] = v[k] * fbits[k]
-
-
-@njit(cache=True, fastmath=False, inline="always")
-def _cells(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
-    """Every unit of one cell type, in place. A [n_a, U] = rows [x (n_x) | y_prev (C) | h (H) | 1];
-    the y_prev and h rows are overwritten with y and h'. wg [2H, n_a], wc [H, n_a], wo [C, H + 1];
-    noise [C, U] output-gate noise; G [2H, U], CB, RH [H, U], fbits / bits [>= 2H U] scratch."""
-    n_a, U = A.shape
-    C = wo.shape[0]
-    H = wc.shape[0]
-    H2 = 2 * H
-    h0 = n_x + C
-    nb = n_a - 1                     # the ones row: its weight column is the bias
-    for k in range(H2):
-        b = wg[k, nb]
-        for u in range(U):
-            G[k, u] = b
-        for i in range(nb):
-            w = wg[k, i]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    G[k, u] += w * A[i, u]
-    # z = sigmoid(3 u), r = sigmoid(3 (q - 1)), as 1 / (1 + exp(-...))
-    for k in range(H):
-        for u in range(U):
-            G[k, u] = np.float32(-3.0) * G[k, u]
-    for k in range(H, H2):
-        for u in range(U):
-            G[k, u] = np.float32(-3.0) * (G[k, u] - np.float32(1.0))
-    gf = G.reshape(H2 * U)
-    _exp_inplace(gf, H2 * U, bits, fbits)
-    for i in range(H2 * U):
-        gf[i] = np.float32(1.0) / (np.float32(1.0) + gf[i])
-    # candidate: the memory enters through the reset gate (r * h)
-    for j in range(H):
-        for u in range(U):
-            RH[j, u] = G[H + j, u] * A[h0 + j, u]
-    for k in range(H):
-        b = wc[k, nb]
-        for u in range(U):
-            CB[k, u] = b
-        for i in range(h0):
-            w = wc[k, i]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    CB[k, u] += w * A[i, u]
-        for j in range(H):
-            w = wc[k, h0 + j]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    CB[k, u] += w * RH[j, u]
-        for u in range(U):
-            CB[k, u] = np.float32(-6.0) * CB[k, u]
-    cf = CB.reshape(H * U)
-    _exp_inplace(cf, H * U, bits, fbits)
-    for k in range(H):
-        for u in range(U):
-            c = np.float32(2.0) / (np.float32(1.0) + CB[k, u]) - np.float32(1.0)     # tanh(3 c~)
-            A[h0 + k, u] = (np.float32(1.0) - G[k, u]) * A[h0 + k, u] + G[k, u] * c
-    # output gate: y = clamp(W_o [h', 1] + noise, 0, 1), into the y_prev rows (no longer needed)
-    for c in range(C):
-        b = wo[c, H]
-        for u in range(U):
-            A[n_x + c, u] = b
-        for j in range(H):
-            w = wo[c, j]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    A[n_x + c, u] += w * A[h0 + j, u]
-        for u in range(U):
-            o = A[n_x + c, u] + noise[c, u]
-            A[n_x + c, u] = min(max(o, np.float32(0.0)), np.float32(1.0))
 
 
 @njit(cache=True)
@@ -191,7 +89,7 @@ def net_step(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, xT, syn_src, syn_post, S, As, A
                 As[c, u] = xT[c, -1 - col]
         for c in range(C):
             As[C + c, u] = An[C + c, post]          # post-synaptic feedback
-    _cells(wg_s, wc_s, wo_s, As, 2 * C, noise_s, G, CB, RH, fb, bi)
+    enu_cells_step(wg_s, wc_s, wo_s, As, 2 * C, noise_s, G, CB, RH, fb, bi)
     inv = np.float32(S)
     for c in range(C):                               # integration: mean over each neuron's synapses
         for v in range(U_n):
@@ -199,7 +97,7 @@ def net_step(wg_n, wc_n, wo_n, wg_s, wc_s, wo_s, xT, syn_src, syn_post, S, As, A
             for s in range(S):
                 acc += As[2 * C + c, v * S + s]
             An[c, v] = acc / inv
-    _cells(wg_n, wc_n, wo_n, An, C, noise_n, Gn, CBn, RHn, fb, bi)
+    enu_cells_step(wg_n, wc_n, wo_n, An, C, noise_n, Gn, CBn, RHn, fb, bi)
 
 
 def wiring(spec: ENUNetSpec, E: int) -> tuple[np.ndarray, np.ndarray]:
