@@ -9,7 +9,8 @@ from edge_evo.kernels.enu import (enu_cell_run, enu_cell_run_q, quantize_enu, qu
 from edge_evo.models.enu import ENUSpec, enu_run, enu_step
 from edge_evo.strategies.openes import OpenES
 from edge_evo.tasks.enu_train import evolve, orthogonal_genome
-from edge_evo.tasks.iaf import IAFTask, iaf_brian2, iaf_inputs, iaf_loss, iaf_numpy, spike_metrics
+from edge_evo.tasks.iaf import (IAFTask, iaf_brian2, iaf_hand_genome, iaf_inputs, iaf_loss, iaf_numpy,
+                                spike_metrics)
 from edge_evo.tasks.stdp import STDPTask, stdp_brian2, stdp_episodes, stdp_inputs, stdp_numpy, stdp_window
 
 KERNEL_ATOL = 1e-4      # float32 kernel vs NumPy enu_run, outputs and state over 100 steps
@@ -142,6 +143,20 @@ def test_iaf_loss_and_metric_rank_mimics():
     m3 = spike_metrics(late, sparse)
     assert m3["within1"] == 0.0 and m3["missed"] == 1.0 and m3["extra"] == 1.0
     assert m3["median_err"] == 3.0 and m3["max_err"] == 3
+
+
+def test_hand_set_genome_makes_the_cell_an_iaf_neuron():
+    """The cell can express the IAF task (one memory unit used): near-perfect spikes on held-out
+    inputs, against the Brian2 reference, with any number of memory units."""
+    for H in (1, 4):
+        spec = ENUSpec(1, H, 1)
+        task = IAFTask(spec, seed=3, n_train=8, n_test=64, envs=4, gain=10)
+        m = task.evaluate(iaf_hand_genome(spec, gain=10))
+        assert m["within1"] >= 0.97 and m["extra"] <= 0.03 and m["exact"] >= 0.95, m
+    g = iaf_hand_genome(ENUSpec(1, 4, 1), s=0.05, gain=10)
+    assert np.abs(g).max() == 200.0                      # the steep output: 2000 / gain
+    with pytest.raises(ValueError, match="1 input and 1 output"):
+        iaf_hand_genome(ENUSpec(4, 4, 1))
 
 
 def test_stdp_target_and_fitness():
