@@ -19,6 +19,8 @@ from edge_evo.tasks.enu_train import evolve, orthogonal_genome
 def parser(doc: str, *, lr_decay: float, minutes: float, out: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=16, help="ENU memory units (seed: 32)")
+    ap.add_argument("--gain", type=float, default=1.0,
+                    help="output gain before the clamp, clamp(gain * W_o [h, 1]) (upstream: 1000 for IAF, 1 for STDP)")
     ap.add_argument("--population", type=int, default=128, help="offspring (seed: 512)")
     ap.add_argument("--envs", type=int, default=16, help="environment copies per offspring (seed: 32)")
     ap.add_argument("--sigma", type=float, default=0.02)
@@ -34,7 +36,11 @@ def parser(doc: str, *, lr_decay: float, minutes: float, out: str) -> argparse.A
     ap.add_argument("--n-train", type=int, default=2048)
     ap.add_argument("--n-test", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-gain", type=float, default=1.0,
+                    help="scale of the orthogonal init (upstream: 1; a solved IAF needs weights of ~100)")
     ap.add_argument("--init", default="", help="continue from an earlier run's model.npz (same --hidden)")
+    ap.add_argument("--rescale-output", type=float, default=1.0,
+                    help="multiply the --init genome's W_o by this (keeps its function when --gain changes: old/new)")
     ap.add_argument("--out", default=out)
     ap.add_argument("--docs-img", default="", help="also copy the run's plot here")
     return ap
@@ -51,10 +57,12 @@ def start(spec, a):
         if g.shape != (spec.n_params,):
             raise SystemExit(f"{a.init} holds {g.size} parameters, this ENU {spec.dims} has {spec.n_params}; "
                              "pass the --hidden of the run that wrote it")
-        how = f"continued from {a.init}"
+        if a.rescale_output != 1.0:
+            g[spec.offsets()["W_o"]:] *= np.float32(a.rescale_output)                # W_o is the last tensor
+        how = f"continued from {a.init}" + (f", W_o x {a.rescale_output:g}" if a.rescale_output != 1.0 else "")
     else:
-        g = orthogonal_genome(spec, a.seed)
-        how = f"orthogonal init (seed {a.seed})"
+        g = orthogonal_genome(spec, a.seed, gain=a.init_gain)
+        how = f"orthogonal init x {a.init_gain:g} (seed {a.seed})"
     print(f"ENU {spec.dims} ({spec.n_params} parameters), {how}; OpenES P={a.population} sigma={a.sigma} "
           f"(decay {a.sigma_decay}, min {a.sigma_min}) lr={a.lr} (decay {a.lr_decay}, min {a.lr_min}) "
           f"momentum 0.9 {a.shaping}, {a.envs} envs", flush=True)
@@ -81,7 +89,7 @@ def train(es, st, task, a, check, line):
 
 def save(out: Path, a, genome, png: Path, metrics: dict) -> None:
     """model.npz (genome, hidden), metrics.json (settings + figures), and the plot copied to --docs-img."""
-    np.savez(out / "model.npz", genome=genome, hidden=np.int64(a.hidden))
+    np.savez(out / "model.npz", genome=genome, hidden=np.int64(a.hidden), gain=np.float64(a.gain))
     (out / "metrics.json").write_text(json.dumps({"settings": vars(a), **metrics}, indent=1, default=float))
     if a.docs_img:
         Path(a.docs_img).parent.mkdir(parents=True, exist_ok=True)

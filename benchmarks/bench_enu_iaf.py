@@ -70,9 +70,7 @@ def row(name, m):
 
 
 def main(argv=None):
-    ap = _enu_single.parser(__doc__, lr_decay=0.9995, minutes=15.0, out="runs/enu_iaf")
-    ap.add_argument("--gain", type=float, default=1.0, help="output gain before the clamp (upstream: 1000)")
-    a = ap.parse_args(argv)
+    a = _enu_single.parser(__doc__, lr_decay=0.9995, minutes=15.0, out="runs/enu_iaf").parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -67,7 +67,7 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     spec = ENUSpec(4, a.hidden, 1)
-    task = STDPTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs)
+    task = STDPTask(spec, seed=a.seed, n_train=a.n_train, n_test=a.n_test, envs=a.envs, gain=a.gain)
     t_bank = time.perf_counter() - t0
     print(f"Brian2 pair-STDP bank: {a.n_train} train + {a.n_test} held-out episodes x {task.T} steps in "
           f"{t_bank:.1f} s ({task.train['mod'].mean():.2f} with neuromodulator)")

@@ -121,9 +121,12 @@ class STDPTask:
     n_out = 1
 
     def __init__(self, spec, seed: int = 0, n_train: int = 2048, n_test: int = 256, envs: int = 32,
-                 T: int = T_STEPS, target: str = "numpy"):
+                 T: int = T_STEPS, target: str = "numpy", gain: float = 1.0):
         if (spec.n_in, spec.n_out) != (self.n_in, self.n_out):
             raise ValueError(f"the STDP task needs an ENU with 4 inputs and 1 output, got {spec}")
+        if not (np.isfinite(gain) and gain > 0):
+            raise ValueError(f"gain must be finite and > 0, got {gain}")
+        self.gain = float(gain)          # output clamp(gain * W_o [h, 1]); 1 = the seed's cell
         if envs < 1 or envs > n_train:
             raise ValueError(f"envs must be in [1, n_train={n_train}], got {envs}")
         self.spec, self.seed, self.envs, self.T = spec, int(seed), int(envs), int(T)
@@ -144,7 +147,7 @@ class STDPTask:
         """ENU outputs [P, E, T] for inputs [E, T, 4] shared by all genomes."""
         g = np.atleast_2d(np.asarray(genomes, np.float32))
         xs = np.ascontiguousarray(np.transpose(inputs, (1, 0, 2))[:, None])     # [T, 1, E, 4]
-        ys, _ = enu_cell_run(self.spec, g, xs)
+        ys, _ = enu_cell_run(self.spec, g, xs, gain=self.gain)
         return np.transpose(ys[..., 0], (1, 2, 0))
 
     def scores(self, genomes, generation: int) -> np.ndarray:
