@@ -167,6 +167,14 @@ def test_stdp_target_and_fitness():
     assert set(np.unique(tr["inputs"][..., 1].sum(1))) == {1.0} and set(np.unique(tr["inputs"][..., 3].sum(1))) == {1.0}
     sc = task.scores(_genomes(spec, 4, 0.1), generation=0)
     assert sc.shape == (4, 8) and (sc <= 0).all()
+    # an output gain g is W_o scaled by g (the same cell function)
+    g = _genomes(spec, 2, 0.1)
+    g2 = g.copy()
+    g2[:, spec.offsets()["W_o"]:] *= 0.5
+    task2 = STDPTask(spec, seed=1, n_train=32, n_test=16, envs=8, gain=2.0)
+    np.testing.assert_allclose(task2.scores(g2, 0), task.scores(g, 0), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="gain"):
+        STDPTask(spec, seed=1, n_train=32, n_test=16, envs=8, gain=0.0)
     # the window probe reads a known weight change back exactly from a synthetic output
     assert np.allclose(stdp_window([-10, 10]), [-0.5 / np.e, 0.5 / np.e])
 
