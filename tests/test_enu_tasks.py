@@ -115,6 +115,25 @@ def test_fixed_point_cell_tracks_float():
     assert np.abs(hq / 2.0 ** A_FRAC - hs).max() <= 0.05
 
 
+def test_fixed_point_cell_holds_large_output_weights():
+    """A large output gain (upstream's IAF uses 1000) folds into W_o beyond the int8 range: the
+    quantiser picks a negative frac (weight = q 2^-frac) instead of saturating, and the binary
+    outputs follow the float cell."""
+    spec = ENUSpec(1, 8, 1)
+    g = np.stack([orthogonal_genome(spec, s) for s in range(2)])
+    g[:, -1] = -0.1                                  # output bias: off at rest, on for larger h
+    xs = np.random.default_rng(5).uniform(0, 0.25, (100, 1, 8, 1)).astype(np.float32)
+    ys, _ = enu_cell_run(spec, g, xs, gain=1000.0)
+    q, fr = zip(*[quantize_enu(spec, gi, gain=1000.0) for gi in g])
+    assert all(f[2] < 0 for f in fr), fr
+    old = [np.clip(np.floor(1000.0 * gi[spec.offsets()["W_o"]:] + 0.5), -127, 127) for gi in g]
+    assert any(np.abs(o).max() == 127 for o in old)  # the weights that saturated before
+    yq, _ = enu_cell_run_q(spec, np.stack(q), np.stack(fr), quantize_inputs(xs))
+    on_f, on_q = ys > 0.5, yq > 2 ** (A_FRAC - 1)
+    assert 0.05 < on_f.mean() < 0.95
+    assert (on_f == on_q).mean() >= 0.95, (on_f == on_q).mean()
+
+
 # ---------------------------------------------------------------- losses and metrics
 def test_iaf_loss_and_metric_rank_mimics():
     s, _ = iaf_numpy(iaf_inputs(7, 16))

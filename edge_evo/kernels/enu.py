@@ -227,11 +227,15 @@ def enu_cell_run(spec, genomes, xs, noise=None, gain: float = 1.0):
 
 
 # ---------------------------------------------------------------- fixed point cell
+FRAC_MIN = -6          # weights up to 127 * 64: steep gates and outputs (the IAF's gain 1000 folded into W_o)
+
+
 def _frac_for(w: np.ndarray) -> int:
-    """Largest frac in [0, 7] whose int8 range still holds max|w| (power-of-two scale)."""
+    """Largest frac in [FRAC_MIN, 7] whose int8 range still holds max|w| (weight = q 2^-frac; a
+    negative frac stores large weights with a coarser step)."""
     m = float(np.max(np.abs(w))) if w.size else 0.0
     f = 7
-    while f > 0 and m * 2.0 ** f > 127.5:
+    while f > FRAC_MIN and m * 2.0 ** f > 127.5:
         f -= 1
     return f
 
@@ -313,7 +317,10 @@ def enu_unit_step_q(g, fr, n_in, H, n_out, x, y, h, sig, tnh, a, hn):
         s = np.int32(g[ro + H]) * np.int32(A_ONE)
         for k in range(H):
             s += np.int32(g[ro + k]) * np.int32(h[k])
-        v = _rsr(np.int64(s), fo) if fo > 0 else np.int64(s)
+        if fo > 0:
+            v = _rsr(np.int64(s), fo)
+        else:                                         # frac <= 0: the weight is q 2^-frac, exact
+            v = np.int64(s) << np.int64(-fo)
         y[i] = np.int16(min(max(v, np.int64(0)), np.int64(A_ONE)))
 
 

@@ -165,7 +165,9 @@ def iaf_hand_genome(spec, s: float = 0.05, gain: float = 10.0, steep: float = 20
     orthogonal initialisation, which is why the ES creeps towards them. The other memory units
     stay at 0. Measured on the 256 held-out sequences (``benchmarks/bench_enu_iaf.py``): within1
     0.991, extra 0.009 at s = 0.05 (what is left comes from outputs caught between 0 and 1 when v
-    lands within ~0.005 of the threshold)."""
+    lands within ~0.005 of the threshold). The fixed-point cell cannot run it: the candidate's
+    argument s x (< 0.016) is below the tanh LUT's input step 1/32 and rounds to 0, so the 8-bit
+    LUT cell has no small-signal integrator of this kind."""
     if (spec.n_in, spec.n_out) != (1, 1):
         raise ValueError(f"the IAF genome needs an ENU with 1 input and 1 output, got {spec}")
     H, na = spec.n_hidden, spec.n_a
