@@ -21,7 +21,7 @@ import numpy as np
 
 import _enu_single
 from edge_evo.models.enu import ENUSpec
-from edge_evo.tasks.stdp import STDPTask, stdp_window
+from edge_evo.tasks.stdp import STDPTask, stdp_episodes, stdp_inputs, stdp_window
 
 TARGET_CORR = 0.95
 
@@ -60,6 +60,19 @@ def plot(task, genome, path):
     plt.close(fig)
 
 
+def potentiated_readout(task, genome, n=64):
+    """After the largest potentiation (pre at 20, post at 21, m = 1: w = 0.5 + 0.452), the weight
+    read from the ENU's output (sum y x / sum x x over steps 22-61) on steps with large inputs
+    (x > 0.7) and with small ones (x < 0.3): equal for an ENU that multiplies, lower at large x for
+    one whose output saturates."""
+    x = stdp_episodes(task.seed, n, task.T, split=3)[0]
+    y = task.run(genome, stdp_inputs(x, np.full(n, 20), np.full(n, 21), np.ones(n, np.int64)))[0]
+    xs, ys = x[:, 22:62].astype(np.float64), y[:, 22:62].astype(np.float64)
+    hi, lo = xs > 0.7, xs < 0.3
+    w = lambda m: float((ys[m] * xs[m]).sum() / (xs[m] ** 2).sum())
+    return {"w_ref": float(0.5 + stdp_window(1)), "w_large_x": w(hi), "w_small_x": w(lo)}
+
+
 def main(argv=None):
     a = _enu_single.parser(__doc__, lr_decay=0.9997, minutes=18.0, out="runs/enu_stdp").parse_args(argv)
     out = Path(a.out)
@@ -84,6 +97,12 @@ def main(argv=None):
     print(f"learned window vs reference (dt in [-30, 30] \\ {{0}}, 8 held-out x sequences per dt)")
     print(f"  correlation (neuromodulator on) {m['corr']:.3f}   target >= {TARGET_CORR}: "
           f"{'MET' if m['corr'] >= TARGET_CORR else 'MISSED'}")
+    print(f"  per side: potentiation (dt > 0) correlation {m['corr_potentiation']:.3f}, dw(+1) {m['dw_on_plus1']:+.3f} "
+          f"(reference {stdp_window(1):+.3f}); depression (dt < 0) {m['corr_depression']:.3f}, dw(-1) "
+          f"{m['dw_on_minus1']:+.3f} (reference {stdp_window(-1):+.3f})")
+    m.update(potentiated_readout(task, g))
+    print(f"  after dt = +1 the weight read from the output is {m['w_large_x']:.3f} where x > 0.7 and "
+          f"{m['w_small_x']:.3f} where x < 0.3 (reference {m['w_ref']:.3f})")
     print(f"  RMS dw: reference {m['rms_ref']:.3f}, ENU on {m['rms_dw_on']:.3f}, ENU off {m['rms_dw_off']:.3f} "
           f"(gate: off / on = {m['rms_dw_off'] / max(m['rms_dw_on'], 1e-12):.2f}); RMSE on vs reference {m['rmse_on']:.3f}")
     print(f"  held-out MSE {m['test_mse']:.5f} (no-plasticity baseline {base:.5f})")

@@ -187,8 +187,13 @@ class STDPTask:
     def window_metrics(self, genome, n_probe: int = 8) -> dict:
         dts, on, off = self.window(genome, n_probe)
         ref = stdp_window(dts)
-        corr = float(np.corrcoef(on, ref)[0, 1]) if np.std(on) > 0 else 0.0
-        return {"corr": corr, "rms_dw_on": float(np.sqrt(np.mean(on ** 2))),
+        def corr_of(a, b):
+            return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 else 0.0
+        pot = dts > 0                                     # pre before post: potentiation
+        return {"corr": corr_of(on, ref),
+                "corr_potentiation": corr_of(on[pot], ref[pot]), "corr_depression": corr_of(on[~pot], ref[~pot]),
+                "dw_on_plus1": float(on[dts == 1][0]), "dw_on_minus1": float(on[dts == -1][0]),
+                "rms_dw_on": float(np.sqrt(np.mean(on ** 2))),
                 "rms_dw_off": float(np.sqrt(np.mean(off ** 2))), "rms_ref": float(np.sqrt(np.mean(ref ** 2))),
                 "rmse_on": float(np.sqrt(np.mean((on - ref) ** 2))), "test_mse": self.test_mse(genome)}
 
