@@ -98,8 +98,9 @@ def _exp_inplace(v, m, bits, fbits):
 @njit(cache=True, fastmath=False, inline="always")
 def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
     """One float32 step of U units sharing one genome, in place (the only float32 ENU cell: the
-    single-cell runner below and the network kernel both call it). A [n_a, U] = rows [x (n_x) | y_prev (C) | h (H) | 1];
-    the y_prev and h rows are overwritten with y and h'. wg [2H, n_a], wc [H, n_a], wo [C, H + 1];
+    single-cell runner below and the network kernel both call it).
+    A [n_a, U] = rows [x (n_x) | y_prev (C) | h (H) | 1]; the y_prev and h rows are overwritten
+    with y and h'. wg [2H, n_a], wc [H, n_a], wo [C, H + 1];
     noise [C, U] output-gate noise; G [2H, U], CB, RH [H, U], fbits / bits [>= 2H U] scratch."""
     n_a, U = A.shape
     C = wo.shape[0]
