@@ -1,5 +1,5 @@
-"""Why the IAF mimic stalls: a hand-set genome against evolved ones (docs/enu.md, "IAF: why the ES
-stalls").
+"""Why the IAF mimic needs so many generations: a hand-set genome against evolved ones
+(docs/enu.md, "IAF: why it takes so many generations").
 
 1. ``iaf_hand_genome`` (set by hand, not evolved) on the held-out Brian2 sequences, float32 and fixed
    point: what the cell can express.
