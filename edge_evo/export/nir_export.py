@@ -49,7 +49,8 @@ def check_nir_expressible(model) -> None:
     if kind.startswith("ENU") or getattr(spec, "kind", None) == "enu":
         raise NIRUnsupportedError(
             "ENU cells cannot be exported to NIR: NIR has no sigmoid/tanh or multiplicative gate primitive "
-            "(only Affine/Linear/Scale/Threshold/I/LI/IF/LIF/CubaLIF); export ENUs with to='onnx' or to='c', "
+            "(only Affine/Linear/Scale/Threshold/I/LI/IF/LIF/CubaLIF); export ENUs with to='onnx' (float32 "
+            "graph; the C runtime has no ENU cell yet, its fixed-point reference is kernels.enu.enu_cell_run_q), "
             "or convert an MLP to a rate-coded IF net for NIR")
     if kind.startswith("EMNS") or "emns" in type(model).__module__:
         raise NIRUnsupportedError(
