@@ -5,6 +5,7 @@ folder (``model.npz`` + ``metrics.json``, no pickle)."""
 from __future__ import annotations
 
 import argparse
+import io as _bytes_io
 import json
 import shutil
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_evo.io import atomic_write_bytes, atomic_write_text
 from edge_evo.strategies.openes import SHAPINGS, OpenES
 from edge_evo.tasks.enu_train import evolve, orthogonal_genome
 
@@ -89,8 +91,10 @@ def train(es, st, task, a, check, line):
 
 def save(out: Path, a, genome, png: Path, metrics: dict) -> None:
     """model.npz (genome, hidden), metrics.json (settings + figures), and the plot copied to --docs-img."""
-    np.savez(out / "model.npz", genome=genome, hidden=np.int64(a.hidden), gain=np.float64(a.gain))
-    (out / "metrics.json").write_text(json.dumps({"settings": vars(a), **metrics}, indent=1, default=float))
+    buf = _bytes_io.BytesIO()          # atomic: --init may read the model.npz this run replaces
+    np.savez(buf, genome=genome, hidden=np.int64(a.hidden), gain=np.float64(a.gain))
+    atomic_write_bytes(out / "model.npz", buf.getvalue())
+    atomic_write_text(out / "metrics.json", json.dumps({"settings": vars(a), **metrics}, indent=1, default=float))
     if a.docs_img:
         Path(a.docs_img).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, a.docs_img)

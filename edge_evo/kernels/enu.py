@@ -96,6 +96,23 @@ def _exp_inplace(v, m, bits, fbits):
 
 
 @njit(cache=True, fastmath=False, inline="always")
+def _row_affine(out, r, W, k, j0, X, x0, n, start):
+    """out[r, :] (first set to W[k, -1], the bias column, when ``start``) += W[k, j0 + i] X[x0 + i, :]
+    for i = 0..n-1 in order, weights exactly 0 skipped. The u loops run over whole rows of units and
+    vectorise."""
+    U = out.shape[1]
+    if start:
+        b = W[k, W.shape[1] - 1]
+        for u in range(U):
+            out[r, u] = b
+    for i in range(n):
+        w = W[k, j0 + i]
+        if w != np.float32(0.0):
+            for u in range(U):
+                out[r, u] += w * X[x0 + i, u]
+
+
+@njit(cache=True, fastmath=False, inline="always")
 def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
     """One float32 step of U units sharing one genome, in place (the only float32 ENU cell: the
     single-cell runner below and the network kernel both call it).
@@ -109,14 +126,7 @@ def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
     h0 = n_x + C
     nb = n_a - 1                     # the ones row: its weight column is the bias
     for k in range(H2):
-        b = wg[k, nb]
-        for u in range(U):
-            G[k, u] = b
-        for i in range(nb):
-            w = wg[k, i]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    G[k, u] += w * A[i, u]
+        _row_affine(G, k, wg, k, 0, A, 0, nb, True)
     # z = sigmoid(3 u), r = sigmoid(3 (q - 1)), as 1 / (1 + exp(-...))
     for k in range(H):
         for u in range(U):
@@ -133,19 +143,8 @@ def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
         for u in range(U):
             RH[j, u] = G[H + j, u] * A[h0 + j, u]
     for k in range(H):
-        b = wc[k, nb]
-        for u in range(U):
-            CB[k, u] = b
-        for i in range(h0):
-            w = wc[k, i]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    CB[k, u] += w * A[i, u]
-        for j in range(H):
-            w = wc[k, h0 + j]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    CB[k, u] += w * RH[j, u]
+        _row_affine(CB, k, wc, k, 0, A, 0, h0, True)
+        _row_affine(CB, k, wc, k, h0, RH, 0, H, False)
         for u in range(U):
             CB[k, u] = np.float32(-6.0) * CB[k, u]
     cf = CB.reshape(H * U)
@@ -156,21 +155,14 @@ def enu_cells_step(wg, wc, wo, A, n_x, noise, G, CB, RH, fbits, bits):
             A[h0 + k, u] = (np.float32(1.0) - G[k, u]) * A[h0 + k, u] + G[k, u] * c
     # output gate: y = clamp(W_o [h', 1] + noise, 0, 1), into the y_prev rows (no longer needed)
     for c in range(C):
-        b = wo[c, H]
-        for u in range(U):
-            A[n_x + c, u] = b
-        for j in range(H):
-            w = wo[c, j]
-            if w != np.float32(0.0):
-                for u in range(U):
-                    A[n_x + c, u] += w * A[h0 + j, u]
+        _row_affine(A, n_x + c, wo, c, 0, A, h0, H, True)
         for u in range(U):
             o = A[n_x + c, u] + noise[c, u]
             A[n_x + c, u] = min(max(o, np.float32(0.0)), np.float32(1.0))
 
 
-
-def cell_buffers(H: int, U: int):
+@njit(cache=True)
+def cell_buffers(H, U):
     """Scratch of ``enu_cells_step`` for U units: (G, CB, RH, fbits, bits)."""
     fbits = np.empty(2 * H * U, np.float32)
     return (np.empty((2 * H, U), np.float32), np.empty((H, U), np.float32), np.empty((H, U), np.float32),
@@ -191,11 +183,7 @@ def _run_float(wg, wc, wo, xs, noise, gain, ys, hs):
         for e in range(E):
             A[n_a - 1, e] = np.float32(1.0)
         nb = np.zeros((n_out, E), np.float32)
-        G = np.empty((H2, E), np.float32)
-        CB = np.empty((H, E), np.float32)
-        RH = np.empty((H, E), np.float32)
-        fbits = np.empty(H2 * E, np.float32)
-        bits = fbits.view(np.int32)
+        G, CB, RH, fbits, bits = cell_buffers(H, E)
         for t in range(T):
             tn = np.int64(t) if Tn > 1 else np.int64(0)
             for e in range(E):

@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from .. import rng
 from ..models.enu_net import PURPOSE_NOISE, ENUNetSpec, ENUNetState
-from .enu import enu_cells_step
+from .enu import cell_buffers, enu_cells_step
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,11 @@ def pack(spec: ENUNetSpec, genomes: np.ndarray) -> Packed:
 
 @njit(cache=True)
 def work_buffers(C, H, U_s, U_n):
-    """(G, CB, RH, fbits, bits) for the synapse cells and (G, CB, RH) for the neuron cells."""
-    fbits = np.empty(2 * H * U_s, np.float32)
-    return (np.empty((2 * H, U_s), np.float32), np.empty((H, U_s), np.float32), np.empty((H, U_s), np.float32),
-            fbits, fbits.view(np.int32),
-            np.empty((2 * H, U_n), np.float32), np.empty((H, U_n), np.float32), np.empty((H, U_n), np.float32))
+    """(G, CB, RH, fbits, bits) for the synapse cells and (G, CB, RH) for the neuron cells (they
+    share the synapses' exp scratch: U_n <= U_s)."""
+    G, CB, RH, fbits, bits = cell_buffers(H, U_s)
+    Gn, CBn, RHn, _, _ = cell_buffers(H, U_n)
+    return G, CB, RH, fbits, bits, Gn, CBn, RHn
 
 
 @njit(cache=True, fastmath=False)
